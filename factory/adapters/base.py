@@ -1,0 +1,43 @@
+"""Adapter contract: a :class:`~factory.dataset.Dataset` split -> what a model family eats.
+
+An adapter is fitted on training rows only (scalers, class weights) and then transforms
+any rows. Models declare ``input_kind``; an adapter declares the kinds it produces, and the
+pairing is checked in one place (:func:`check_compatible`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from factory.dataset import CLASSES
+from factory.errors import FactoryError
+
+
+@dataclass
+class TabularInput:
+    """2-D model input. ``y`` holds class indices 0..2 for labels -1/0/1 (None at predict)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    weight: np.ndarray | None
+    feature_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+
+def labels_to_index(labels: np.ndarray) -> np.ndarray:
+    """Map labels -1/0/1 to class indices 0/1/2 (the fixed column order of probabilities)."""
+    return (np.asarray(labels, np.int64) - CLASSES[0]).astype(np.int64)
+
+
+def check_compatible(adapter_kind: str, model) -> None:
+    """Raise a clear error when a model cannot eat what the adapter produces."""
+    kind = getattr(model, "input_kind", "tabular")
+    if kind != adapter_kind:
+        raise FactoryError(
+            f"model {type(model).__name__} takes '{kind}' input but the adapter produces "
+            f"'{adapter_kind}': use `adapter={kind}` or drop the `adapter=` override"
+        )

@@ -1,0 +1,89 @@
+"""Tabular adapter: the 2-D feature matrix, scaled (fitted on train only), with weights.
+
+Sample weights are each row's average uniqueness (from Phase 1) times a class weight
+learned from the training labels (``class_weight="balanced"``: n / (3 * count)), scaled so
+training weights average 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.preprocessing import RobustScaler, StandardScaler
+
+from factory.adapters.base import TabularInput, labels_to_index
+from factory.dataset import Dataset
+from factory.errors import FactoryError
+
+SCALERS = {"standard": StandardScaler, "robust": RobustScaler}
+
+
+class TabularAdapter:
+    """2-D adapter (``conf/adapter/tabular.yaml``).
+
+    Parameters
+    ----------
+    scaler: ``"auto"`` (the model's ``scaling`` attribute), ``"standard"``, ``"robust"`` or
+        ``"none"``.
+    class_weight: ``"balanced"`` or ``"none"``.
+    sample_weight: ``"uniqueness"`` (Phase-1 weights) or ``"none"``.
+    clip: after scaling, clip values to [-clip, clip] (robust to outliers); None to skip.
+    """
+
+    kind = "tabular"
+
+    def __init__(
+        self,
+        scaler: str = "auto",
+        class_weight: str = "balanced",
+        sample_weight: str = "uniqueness",
+        clip: float | None = 10.0,
+    ) -> None:
+        valid = {"scaler": ("auto", "none", *SCALERS), "class_weight": ("balanced", "none"),
+                 "sample_weight": ("uniqueness", "none")}
+        for key, val in (("scaler", scaler), ("class_weight", class_weight),
+                         ("sample_weight", sample_weight)):
+            if val not in valid[key]:
+                raise FactoryError(f"`adapter.{key}` must be one of {valid[key]}, got {val!r}")
+        self.scaler = scaler
+        self.class_weight = class_weight
+        self.sample_weight = sample_weight
+        self.clip = clip
+
+    def fit(self, ds: Dataset, rows: np.ndarray, model=None) -> TabularAdapter:
+        """Learn the scaler and class weights from training rows only."""
+        kind = self.scaler if self.scaler != "auto" else getattr(model, "scaling", "none")
+        if kind not in ("none", *SCALERS):
+            raise FactoryError(f"unknown scaling {kind!r} requested by {type(model).__name__}")
+        self.scaler_ = SCALERS[kind]().fit(ds.X.to_numpy()[rows]) if kind != "none" else None
+        y = labels_to_index(ds.meta["label"].to_numpy()[rows])
+        counts = np.bincount(y, minlength=3).astype(np.float64)
+        if self.class_weight == "balanced":
+            self.class_weight_ = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 0)
+        else:
+            self.class_weight_ = np.ones(3)
+        self.feature_names_ = list(ds.X.columns)
+        raw = self._raw_weight(ds, rows, y)
+        self.weight_scale_ = 1.0 / raw.mean() if raw.size and raw.mean() > 0 else 1.0
+        return self
+
+    def _raw_weight(self, ds: Dataset, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+        base = (ds.meta["weight"].to_numpy()[rows] if self.sample_weight == "uniqueness"
+                else np.ones(len(rows)))
+        return base * self.class_weight_[y]
+
+    def transform_matrix(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        if self.scaler_ is not None:
+            X = self.scaler_.transform(X).astype(np.float32)
+            if self.clip is not None:
+                np.clip(X, -self.clip, self.clip, out=X)
+        return X
+
+    def transform(self, ds: Dataset, rows: np.ndarray) -> TabularInput:
+        y = labels_to_index(ds.meta["label"].to_numpy()[rows])
+        return TabularInput(
+            X=self.transform_matrix(ds.X.to_numpy()[rows]),
+            y=y,
+            weight=(self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64),
+            feature_names=self.feature_names_,
+        )

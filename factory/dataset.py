@@ -1,0 +1,82 @@
+"""The Phase-1 output: features, labels with end times, weights, splits, and the bars.
+
+Rows are labelled bars of every symbol, sorted by (symbol, timestamp). ``X`` and ``meta``
+share a RangeIndex. ``meta`` columns:
+
+=========== ============================================================================
+timestamp   bar open time (UTC); the decision is taken at this bar's close
+symbol      instrument symbol
+bar_idx     position of the bar within its symbol's bars (``bars[symbol]``)
+exit_idx    position of the exit bar (label end); ``t1`` is its timestamp
+label       -1 / 0 / 1 (triple barrier, net of costs)
+ret_long    gross return of a long trade entered at the next bar's open, exited at touch
+ret_short   same for a short trade
+cost        round-trip cost as a return on the entry price
+touch       1 upper, -1 lower, 0 vertical, 2 ambiguous
+split       train / val / test / gap (gap = purged or embargoed)
+weight      average uniqueness within the row's symbol and split (0 for gap rows)
+=========== ============================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from factory.data.bars import Instrument
+
+CLASSES = (-1, 0, 1)
+
+
+@dataclass
+class Dataset:
+    X: pd.DataFrame
+    meta: pd.DataFrame
+    bars: dict[str, pd.DataFrame]
+    instruments: dict[str, Instrument]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.X.columns)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.info["horizon"])
+
+    @property
+    def bars_per_year(self) -> float:
+        return float(self.info["bars_per_year"])
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row positions of one split, in (symbol, time) order."""
+        return np.flatnonzero(self.meta["split"].to_numpy() == split)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        (path / "bars").mkdir(parents=True, exist_ok=True)
+        self.X.to_parquet(path / "X.parquet")
+        self.meta.to_parquet(path / "meta.parquet")
+        for sym, frame in self.bars.items():
+            frame.to_parquet(path / "bars" / f"{sym}.parquet")
+        instruments = {s: vars(i) for s, i in self.instruments.items()}
+        info = {**self.info, "instruments": instruments}
+        (path / "info.json").write_text(json.dumps(info, indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: Path) -> Dataset:
+        path = Path(path)
+        info = json.loads((path / "info.json").read_text())
+        instruments = {s: Instrument(**v) for s, v in info.pop("instruments").items()}
+        bars = {s: pd.read_parquet(path / "bars" / f"{s}.parquet") for s in instruments}
+        return cls(
+            X=pd.read_parquet(path / "X.parquet"),
+            meta=pd.read_parquet(path / "meta.parquet"),
+            bars=bars,
+            instruments=instruments,
+            info=info,
+        )

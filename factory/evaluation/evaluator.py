@@ -1,0 +1,79 @@
+"""Evaluation: predictions + dataset -> metrics.json, plots. Never retrains anything."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, log_loss
+
+from factory.dataset import Dataset
+from factory.evaluation import plots
+from factory.evaluation.backtest import BacktestResult, run_backtest
+from factory.evaluation.metrics import LABELS, classification_metrics
+
+log = logging.getLogger(__name__)
+PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
+
+
+class Evaluator:
+    """Metrics and backtest per split (``conf/evaluation/default.yaml``).
+
+    Parameters
+    ----------
+    threshold: minimum winning-class probability to open a trade.
+    plots: write equity, confusion-matrix and feature-importance plots.
+    importance_rows: validation rows sampled for permutation importance when the model
+        has no native importance.
+    """
+
+    def __init__(self, threshold: float = 0.45, plots: bool = True, importance_rows: int = 2000,
+                 seed: int = 0) -> None:
+        self.threshold = threshold
+        self.plots = plots
+        self.importance_rows = importance_rows
+        self.seed = seed
+
+    def evaluate(self, pred: pd.DataFrame, ds: Dataset) -> tuple[dict, BacktestResult]:
+        """Metrics for one split's prediction frame (meta columns + probabilities)."""
+        y = pred["label"].to_numpy() + 1
+        proba = pred[PROBA_COLUMNS].to_numpy()
+        metrics = classification_metrics(y, proba)
+        bt = run_backtest(pred, ds.bars, ds.bars_per_year, self.threshold)
+        metrics.update(bt.metrics)
+        return metrics, bt
+
+    def permutation_importance(self, model, adapter, ds: Dataset, rows: np.ndarray) -> np.ndarray:
+        """Increase in log loss when each feature is shuffled (validation rows only)."""
+        rng = np.random.default_rng(self.seed)
+        if len(rows) > self.importance_rows:
+            rows = np.sort(rng.choice(rows, self.importance_rows, replace=False))
+        x = adapter.transform(ds, rows)
+        base = log_loss(x.y, model.predict_proba(x.X), labels=LABELS)
+        out = np.zeros(x.X.shape[1])
+        for j in range(x.X.shape[1]):
+            shuffled = x.X.copy()
+            shuffled[:, j] = rng.permutation(shuffled[:, j])
+            out[j] = log_loss(x.y, model.predict_proba(shuffled), labels=LABELS) - base
+        return np.maximum(out, 0.0)
+
+    def write_plots(self, out_dir: Path, preds: dict[str, pd.DataFrame],
+                    backtests: dict[str, BacktestResult], importance: pd.Series | None,
+                    title: str) -> list[Path]:
+        if not self.plots:
+            return []
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [plots.equity_curve({k: b.equity for k, b in backtests.items()},
+                                    out_dir / "equity_curve.png", f"{title}: equity after costs")]
+        for split, pred in preds.items():
+            cm = confusion_matrix(pred["label"].to_numpy() + 1,
+                                  pred[PROBA_COLUMNS].to_numpy().argmax(axis=1), labels=LABELS)
+            paths.append(plots.confusion(cm, out_dir / f"confusion_{split}.png",
+                                         f"{title}: {split}"))
+        if importance is not None and importance.sum() > 0:
+            paths.append(plots.importance(importance / importance.sum(),
+                                          out_dir / "feature_importance.png",
+                                          f"{title}: feature importance"))
+        return paths

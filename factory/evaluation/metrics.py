@@ -1,0 +1,31 @@
+"""Classification metrics on class probabilities (fixed class order -1, 0, 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+)
+
+LABELS = [0, 1, 2]
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro F1, log loss, per-direction precision."""
+    pred = proba.argmax(axis=1)
+    if len(y) == 0:
+        return {}
+    precision = precision_score(y, pred, labels=LABELS, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "f1_macro": float(f1_score(y, pred, labels=LABELS, average="macro", zero_division=0)),
+        "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1.0), labels=LABELS)),
+        "precision_short": float(precision[0]),
+        "precision_long": float(precision[2]),
+        "n_samples": int(len(y)),
+    }

@@ -1,0 +1,58 @@
+"""Run plots: equity curves, confusion matrices, feature importance (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+CLASS_NAMES = ["short (-1)", "flat (0)", "long (+1)"]
+
+
+def equity_curve(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for name, eq in curves.items():
+        if len(eq):
+            ax.plot(eq.index, eq.to_numpy(), label=name, lw=1.2)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set(title=title, ylabel="equity (start = 1)")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion(matrix: np.ndarray, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(3):
+        for j in range(3):
+            ax.text(j, i, f"{matrix[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center",
+                    color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(3), CLASS_NAMES, fontsize=8)
+    ax.set_yticks(range(3), CLASS_NAMES, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def importance(values: pd.Series, path: Path, title: str, top: int = 25) -> Path:
+    top_values = values.sort_values(ascending=True).tail(top)
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(top_values) + 1)))
+    ax.barh(top_values.index, top_values.to_numpy(), color="tab:blue")
+    ax.set(title=title, xlabel="importance (share of total)")
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,173 @@
+"""Triple-barrier labels, vectorised over all bars of one symbol.
+
+Timing (bars are stamped by their open; see :mod:`factory.data.bars`): the decision for bar
+t is taken at its close, so the trade enters at the **open of bar t+1**. Barriers are set
+from that entry price and the Wilder ATR known at bar t::
+
+    upper = entry + upper_mult * ATR_t        lower = entry - lower_mult * ATR_t
+
+and watched over bars t+1 .. t+horizon (highs and lows). Exit fills at the barrier, or at the
+bar's open when the bar gaps through it; without a touch the trade exits at the close of
+bar t+horizon (the vertical barrier). When one bar touches both barriers and its open does
+not decide the order, the outcome is ambiguous: the label is 0 and each side is assumed to
+hit its stop (the conservative fill for a backtest).
+
+Labels net of the round-trip cost (commission + slippage): +1 if the upper barrier came
+first and a long trade clears its cost, -1 if the lower barrier came first and a short trade
+clears its cost, 0 otherwise. At the vertical barrier the label is 0 (``vertical="zero"``)
+or the sign of the net return when it clears the cost (``vertical="sign"``).
+
+Returns, per bar: ``label``, ``exit_idx`` (position of the exit bar; its timestamp is the
+label end time t1), ``ret_long`` / ``ret_short`` (gross simple returns of a long / short
+trade from entry to exit), ``cost`` (round trip as a return on entry), ``touch`` (1 upper,
+-1 lower, 0 vertical, 2 ambiguous). Rows whose window runs past the data are NaN/-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import talib
+from numpy.lib.stride_tricks import sliding_window_view
+
+from factory.data.bars import Instrument
+from factory.errors import FactoryError
+
+
+def _first_true(mask: np.ndarray) -> np.ndarray:
+    """Index of the first True per row, or the row length when there is none."""
+    first = mask.argmax(axis=1)
+    first[~mask[np.arange(len(mask)), first]] = mask.shape[1]
+    return first
+
+
+def triple_barrier(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    width_up: np.ndarray,
+    width_dn: np.ndarray,
+    horizon: int,
+    cost_points: float = 0.0,
+    vertical: str = "zero",
+) -> dict[str, np.ndarray]:
+    """Label every bar given barrier widths in price points (see the module docstring)."""
+    n = len(close)
+    m = max(n - horizon, 0)  # bars t with a full window t+1 .. t+horizon
+    out = {
+        "label": np.zeros(n, np.int8),
+        "exit_idx": np.full(n, -1, np.int64),
+        "ret_long": np.full(n, np.nan),
+        "ret_short": np.full(n, np.nan),
+        "cost": np.full(n, np.nan),
+        "touch": np.zeros(n, np.int8),
+    }
+    if m == 0:
+        return out
+    entry = open_[1 : m + 1]
+    up = entry + width_up[:m]
+    dn = entry - width_dn[:m]
+    win_h = sliding_window_view(high[1:], horizon)[:m]
+    win_l = sliding_window_view(low[1:], horizon)[:m]
+    win_o = sliding_window_view(open_[1:], horizon)[:m]
+    k_up = _first_true(win_h >= up[:, None])
+    k_dn = _first_true(win_l <= dn[:, None])
+
+    rows = np.arange(m)
+    k = np.minimum(k_up, k_dn)
+    touched = k < horizon
+    k_safe = np.where(touched, k, horizon - 1)
+    o_k = win_o[rows, k_safe]
+    gap_up = touched & (o_k >= up)
+    gap_dn = touched & (o_k <= dn)
+    upper_first = (k_up < k_dn) | ((k_up == k_dn) & touched & gap_up)
+    lower_first = (k_dn < k_up) | ((k_up == k_dn) & touched & gap_dn & ~gap_up)
+    ambiguous = touched & ~upper_first & ~lower_first
+
+    exit_up = np.where(o_k >= up, o_k, up)
+    exit_dn = np.where(o_k <= dn, o_k, dn)
+    exit_vert = close[horizon : m + horizon]
+    exit_long = np.select([upper_first, lower_first, ambiguous], [exit_up, exit_dn, dn], exit_vert)
+    exit_short = np.select([upper_first, lower_first, ambiguous], [exit_up, exit_dn, up], exit_vert)
+    ret_long = exit_long / entry - 1.0
+    ret_short = 1.0 - exit_short / entry
+    cost = cost_points / entry
+
+    long_wins = ret_long - cost > 0
+    short_wins = ret_short - cost > 0
+    label = np.where(upper_first & long_wins, 1, np.where(lower_first & short_wins, -1, 0))
+    vert = ~touched
+    if vertical == "sign":
+        label = np.where(vert & long_wins, 1, np.where(vert & short_wins, -1, label))
+    elif vertical != "zero":
+        raise FactoryError(f"`labeling.vertical` must be 'zero' or 'sign', got {vertical!r}")
+
+    out["label"][:m] = label
+    out["exit_idx"][:m] = rows + 1 + k_safe
+    out["ret_long"][:m] = ret_long
+    out["ret_short"][:m] = ret_short
+    out["cost"][:m] = cost
+    out["touch"][:m] = np.select([upper_first, lower_first, ambiguous], [1, -1, 2], 0)
+    return out
+
+
+class TripleBarrierLabeler:
+    """ATR-scaled triple-barrier labeler (configured in ``conf/labeling/triple_barrier.yaml``).
+
+    Parameters
+    ----------
+    horizon: vertical barrier in bars (the top-level ``horizon``).
+    atr_period: Wilder ATR period for the barrier widths.
+    upper_mult, lower_mult: default barrier multipliers of ATR.
+    per_symbol: optional ``{symbol: {upper_mult: .., lower_mult: ..}}`` overrides.
+    include_costs: subtract the instrument's round-trip cost before deciding the label.
+    vertical: ``"zero"`` or ``"sign"`` (label at the vertical barrier).
+    """
+
+    def __init__(
+        self,
+        horizon: int = 20,
+        atr_period: int = 14,
+        upper_mult: float = 1.0,
+        lower_mult: float = 1.0,
+        per_symbol: Mapping | None = None,
+        include_costs: bool = True,
+        vertical: str = "zero",
+    ) -> None:
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
+            raise FactoryError(
+                f"`horizon` must be a positive int, got {horizon!r} (try `horizon=20`)"
+            )
+        for key, val in (("upper_mult", upper_mult), ("lower_mult", lower_mult)):
+            if not val > 0:
+                raise FactoryError(f"`labeling.{key}` must be > 0, got {val!r}")
+        self.horizon = horizon
+        self.atr_period = atr_period
+        self.upper_mult = float(upper_mult)
+        self.lower_mult = float(lower_mult)
+        self.per_symbol = {k: dict(v) for k, v in (per_symbol or {}).items()}
+        self.include_costs = include_costs
+        self.vertical = vertical
+
+    @property
+    def warmup(self) -> int:
+        return self.atr_period
+
+    def multipliers(self, symbol: str) -> tuple[float, float]:
+        spec = self.per_symbol.get(symbol, {})
+        return float(spec.get("upper_mult", self.upper_mult)), float(
+            spec.get("lower_mult", self.lower_mult)
+        )
+
+    def label(self, bars: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
+        """Labels for every bar of one symbol (NaN/-1 where the window is incomplete)."""
+        o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+        width = talib.ATR(h, lo, c, timeperiod=self.atr_period)
+        um, lm = self.multipliers(instrument.symbol)
+        cost = instrument.round_trip_cost_points if self.include_costs else 0.0
+        res = triple_barrier(o, h, lo, c, um * width, lm * width, self.horizon, cost, self.vertical)
+        res["exit_idx"][np.isnan(width)] = -1
+        return pd.DataFrame(res, index=bars.index)

@@ -1,0 +1,80 @@
+"""Saving and loading fitted models safely: native files + a JSON manifest with hashes.
+
+Nothing is ever unpickled. ``load_model`` reads the manifest, checks every file's SHA-256,
+imports the model class only from the ``factory.`` package, and calls its ``load_native``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from factory import __version__
+from factory.dataset import CLASSES
+from factory.errors import FactoryError
+from factory.models.base import BaseModel
+
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_model(model: BaseModel, path: Path, feature_names: list[str], extra: dict | None = None
+               ) -> Path:
+    """Write ``model`` into ``path`` (native files + ``manifest.json``)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    files = model.save_native(path)
+    cls = type(model)
+    manifest = {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "family": cls.family,
+        "input_kind": cls.input_kind,
+        "params": _jsonable(model.get_params(deep=False)),
+        "state": _jsonable(model.native_state()),
+        "classes": list(CLASSES),
+        "features": list(feature_names),
+        "files": {name: _sha256(path / name) for name in files},
+        "factory_version": __version__,
+        "python": platform.python_version(),
+        **(extra or {}),
+    }
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return path / MANIFEST
+
+
+def load_model(path: Path) -> tuple[BaseModel, dict]:
+    """Load a model saved by :func:`save_model`; returns (model, manifest)."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise FactoryError(f"{path}: no {MANIFEST}; not a factory model directory")
+    manifest = json.loads(mpath.read_text())
+    for name, digest in manifest["files"].items():
+        fpath = path / name
+        if not fpath.is_file():
+            raise FactoryError(f"{fpath}: listed in the manifest but missing")
+        if _sha256(fpath) != digest:
+            raise FactoryError(f"{fpath}: SHA-256 differs from the manifest (file altered)")
+    module, _, name = manifest["class"].rpartition(".")
+    if not module.startswith("factory."):
+        raise FactoryError(f"{mpath}: refusing to import model class from {module!r}")
+    cls = getattr(importlib.import_module(module), name)
+    return cls.load_native(path, manifest["params"], manifest.get("state", {})), manifest

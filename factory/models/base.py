@@ -1,0 +1,61 @@
+"""The model contract (scikit-learn style) shared by every family.
+
+* explicit keyword parameters with defaults, no logic in ``__init__``; fitted attributes
+  end in ``_``; ``fit`` returns ``self``;
+* ``predict_proba`` returns an ``(n, 3)`` array in the fixed class order of
+  :data:`factory.dataset.CLASSES` (-1, 0, 1), rows summing to 1, even when a class was
+  absent from the training data;
+* capabilities are class attributes: ``family``, ``input_kind`` (the adapter it eats),
+  ``scaling`` (what the tabular adapter should do for it), ``probabilistic``;
+* artifacts are written in the library's native format by ``save_native`` and read back by
+  ``load_native``; :mod:`factory.models.artifacts` adds the JSON manifest and hashes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+N_CLASSES = 3
+
+
+class BaseModel(BaseEstimator):
+    family: ClassVar[str] = "tabular"
+    input_kind: ClassVar[str] = "tabular"
+    scaling: ClassVar[str] = "none"
+    probabilistic: ClassVar[bool] = False
+
+    def fit(self, train, val=None) -> BaseModel:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict_proba(self, x) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def feature_importance(self) -> np.ndarray | None:
+        """Native importance per input feature, or None (evaluation then uses permutation)."""
+        return None
+
+    def save_native(self, path: Path) -> list[str]:  # pragma: no cover - interface
+        """Write the fitted model into ``path``; return the file names written."""
+        raise NotImplementedError
+
+    @classmethod
+    def load_native(cls, path: Path, params: dict, state: dict) -> BaseModel:  # pragma: no cover
+        """Rebuild a fitted model from ``save_native``'s files, its params and ``state``."""
+        raise NotImplementedError
+
+    def native_state(self) -> dict:
+        """Small JSON-serialisable fitted state saved in the manifest (e.g. best iteration)."""
+        return {}
+
+
+def full_proba(proba: np.ndarray, classes_present) -> np.ndarray:
+    """Place columns of ``proba`` (for class indices ``classes_present``) into 3 columns."""
+    proba = np.asarray(proba, np.float64)
+    out = np.zeros((len(proba), N_CLASSES))
+    out[:, np.asarray(classes_present, np.int64)] = proba
+    total = out.sum(axis=1, keepdims=True)
+    return out / np.where(total > 0, total, 1.0)

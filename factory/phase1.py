@@ -1,0 +1,138 @@
+"""Phase 1: bars -> features -> triple-barrier labels -> purged split -> weights.
+
+Each symbol is processed in isolation (no feature, window or split crosses symbols). The
+result is a :class:`factory.dataset.Dataset`, cached on disk under a hash of the data,
+features, labeling and split configs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from factory.config import build
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from factory.cache import PHASE1_VERSION, Phase1Cache, config_hash
+from factory.data.bars import BarSet
+from factory.dataset import Dataset
+from factory.features.pipeline import FeaturePipeline
+from factory.labeling.triple_barrier import TripleBarrierLabeler
+from factory.labeling.weights import average_uniqueness
+from factory.splits.holdout import SPLITS, HoldoutSplit
+
+log = logging.getLogger(__name__)
+
+
+def _symbol_frame(
+    symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Features and meta rows of one symbol's labelled bars, plus its report."""
+    feats = features.transform(bars)
+    n = len(bars)
+    warm = max(features.warmup, 0)
+    position = np.arange(n)
+    labelled = labels["exit_idx"].to_numpy() >= 0
+    finite = np.isfinite(feats.to_numpy()).all(axis=1)
+    keep = (position >= warm) & labelled & finite
+    nonfinite_after_warmup = int(((position >= warm) & labelled & ~finite).sum())
+    if nonfinite_after_warmup:
+        log.warning("%s: %d rows with non-finite features after warm-up excluded (see report)",
+                    symbol, nonfinite_after_warmup)
+    rows = np.flatnonzero(keep)
+    lab = labels.iloc[rows]
+    meta = pd.DataFrame({
+        "timestamp": bars.index[rows],
+        "symbol": symbol,
+        "bar_idx": rows,
+        "exit_idx": lab["exit_idx"].to_numpy(),
+        "t1": bars.index[lab["exit_idx"].to_numpy()],
+        "label": lab["label"].to_numpy(),
+        "ret_long": lab["ret_long"].to_numpy(),
+        "ret_short": lab["ret_short"].to_numpy(),
+        "cost": lab["cost"].to_numpy(),
+        "touch": lab["touch"].to_numpy(),
+    })
+    report = {
+        "bars": n,
+        "warmup_bars": warm,
+        "unlabelled_tail": int((~labelled[warm:]).sum()),
+        "nonfinite_after_warmup": nonfinite_after_warmup,
+        "rows": len(rows),
+    }
+    return feats.iloc[rows].astype(np.float32).reset_index(drop=True), meta, report
+
+
+def build_dataset(
+    barset: BarSet, features: FeaturePipeline, labeler: TripleBarrierLabeler, split: HoldoutSplit
+) -> Dataset:
+    """Run Phase 1 on a loaded :class:`BarSet` (no caching)."""
+    xs, metas, report = [], [], {}
+    for sym in tqdm(barset.symbols, desc="phase 1", unit="symbol", leave=False):
+        bars = barset.bars[sym]
+        labels = labeler.label(bars, barset.instruments[sym])
+        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels)
+        xs.append(x)
+        metas.append(meta)
+    X = pd.concat(xs, ignore_index=True)
+    meta = pd.concat(metas, ignore_index=True)
+    meta["split"] = split.assign(meta)
+    meta["weight"] = 0.0
+    for (sym, name), rows in meta.groupby(["symbol", "split"]).indices.items():
+        if name == "gap":
+            continue
+        meta.loc[rows, "weight"] = average_uniqueness(
+            meta["bar_idx"].to_numpy()[rows] + 1,
+            meta["exit_idx"].to_numpy()[rows],
+            len(barset.bars[sym]),
+        )
+    for sym in barset.symbols:
+        sub = meta[meta["symbol"] == sym]
+        report[sym]["splits"] = sub["split"].value_counts().to_dict()
+        report[sym]["labels"] = {
+            s: sub.loc[sub["split"] == s, "label"].value_counts().sort_index().to_dict()
+            for s in SPLITS
+        }
+    info = {
+        "horizon": labeler.horizon,
+        "bars_per_year": barset.bars_per_year,
+        "timeframe_minutes": barset.timeframe / pd.Timedelta(minutes=1),
+        "feature_set": features.name,
+        "warmup_bars": features.warmup,
+        "report": {"symbols": report, "data": barset.report},
+    }
+    return Dataset(X=X, meta=meta, bars=barset.bars, instruments=barset.instruments, info=info)
+
+
+def phase1_key(cfg: DictConfig) -> str:
+    """Cache key: hash of the data, features, labeling and split (cv) configs."""
+    return config_hash(PHASE1_VERSION, cfg.data, cfg.features, cfg.labeling, cfg.cv)
+
+
+def load_or_build(cfg: DictConfig) -> tuple[Dataset, str, bool]:
+    """Phase-1 dataset for ``cfg``, from the cache when possible. Returns (dataset, key, hit)."""
+    key = phase1_key(cfg)
+    cache = Phase1Cache(cfg.paths.cache_dir) if cfg.get("cache", True) else None
+    if cache is not None and cache.exists(key):
+        t0 = time.perf_counter()
+        ds = Dataset.load(cache.path(key))
+        log.info("phase1 cache hit %s <rows=%d, seconds=%.2f>", key, len(ds.X),
+                 time.perf_counter() - t0)
+        return ds, key, True
+    t0 = time.perf_counter()
+    barset: BarSet = build(cfg.data).load()
+    features: FeaturePipeline = build(cfg.features)
+    labeler: TripleBarrierLabeler = build(cfg.labeling)
+    split: HoldoutSplit = build(cfg.cv)
+    ds = build_dataset(barset, features, labeler, split)
+    ds.info["key"] = key
+    log.info("phase1 computed %s <rows=%d, features=%d, seconds=%.2f>", key, len(ds.X),
+             ds.X.shape[1], time.perf_counter() - t0)
+    if cache is not None:
+        cache.store(key, ds.save)
+        log.info("phase1 cache stored %s", Path(cache.path(key)))
+    return ds, key, False
