@@ -86,7 +86,7 @@ def time_of_day(bars: pd.DataFrame) -> Columns:
     """Cyclical encodings of the bar's UTC time of day and day of week."""
     idx = bars.index
     minutes = (idx.hour * 60 + idx.minute).to_numpy(np.float64)
-    dow = idx.dayofweek.to_numpy(np.float64)
+    dow = idx.day_of_week.to_numpy(np.float64)
     day, week = 2 * np.pi * minutes / 1440.0, 2 * np.pi * dow / 7.0
     return {"tod_sin": np.sin(day), "tod_cos": np.cos(day), "dow_sin": np.sin(week),
             "dow_cos": np.cos(week)}

@@ -21,9 +21,9 @@ class XGBoostModel(BaseModel):
 
     def __init__(
         self,
-        n_estimators: int = 600,
-        learning_rate: float = 0.05,
-        max_depth: int = 6,
+        n_estimators: int = 400,
+        learning_rate: float = 0.1,
+        max_depth: int = 5,
         min_child_weight: float = 1.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
@@ -31,7 +31,7 @@ class XGBoostModel(BaseModel):
         reg_alpha: float = 0.0,
         gamma: float = 0.0,
         max_bin: int = 256,
-        early_stopping_rounds: int | None = 50,
+        early_stopping_rounds: int | None = 30,
         n_jobs: int = -1,
         random_state: int = 42,
     ) -> None:

@@ -1,0 +1,39 @@
+"""Shared fixtures: compose the real config through Hydra's compose API on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Small enough to run in seconds, large enough that every split survives purge + embargo.
+TINY = ["data.days=21", "cv.embargo_bars=100", "cv.purge_bars=20", "tracker=none",
+        "evaluation.plots=false"]
+
+
+def compose_config(tmp_path: Path, *overrides: str, tiny: bool = True) -> DictConfig:
+    """The composed config with run and cache dirs under ``tmp_path``."""
+    base = [f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}",
+            "name=test"]
+    small = list(TINY if tiny else [])
+    if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
+        small = [o for o in small if not o.startswith("data.days")]  # file sources: no days
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=base + small + list(overrides))
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    def _make(*overrides: str, tiny: bool = True) -> DictConfig:
+        return compose_config(tmp_path, *overrides, tiny=tiny)
+
+    return _make
+
+
+def model_names() -> list[str]:
+    return sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
