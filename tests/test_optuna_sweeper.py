@@ -1,0 +1,323 @@
+"""The factory Optuna sweeper (hydra_plugins/factory_optuna_sweeper).
+
+Fast in-process tests cover search-space parsing, config registration and objective
+handling; the ``slow`` tests run a toy Hydra app in a subprocess (``-m slow``).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hydra_plugins.factory_optuna_sweeper._search_space import (
+    distribution_from_config,
+    distribution_from_override,
+    grid_values,
+    parse_overrides,
+)
+from hydra_plugins.factory_optuna_sweeper.optuna_sweeper import OptunaSweeper, override_text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dist(override: str):
+    return distribution_from_override(OverridesParser.create().parse_override(override))
+
+
+# -- search-space parsing (fast) ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("x=choice(a,b)", CategoricalDistribution(["a", "b"])),
+        ("x=choice(1,2.5,true)", CategoricalDistribution([1, 2.5, True])),
+        ("x=a,b,c", CategoricalDistribution(["a", "b", "c"])),
+        ("x=range(1,10)", IntDistribution(1, 9)),  # Hydra's range excludes stop
+        ("x=range(0,10,3)", IntDistribution(0, 9, step=3)),
+        ("x=range(10,0,-2)", IntDistribution(2, 10, step=2)),
+        ("x=range(0,1,0.25)", FloatDistribution(0.0, 0.75, step=0.25)),
+        ("x=range(0,1,0.1)", FloatDistribution(0.0, 0.9, step=0.1)),
+        ("x=int(interval(1,10))", IntDistribution(1, 10)),
+        ("x=interval(0.01,0.3)", FloatDistribution(0.01, 0.3)),
+        ("x=interval(1,10)", FloatDistribution(1.0, 10.0)),
+        ("x=tag(log, interval(1e-4, 1))", FloatDistribution(1e-4, 1.0, log=True)),
+        ("x=tag(log, int(interval(1, 1024)))", IntDistribution(1, 1024, log=True)),
+    ],
+)
+def test_override_to_distribution(override, expected):
+    assert _dist(override) == expected
+
+
+def test_shuffled_range_is_categorical():
+    dist = _dist("x=shuffle(range(1,4))")
+    assert isinstance(dist, CategoricalDistribution)
+    assert sorted(dist.choices) == [1, 2, 3]
+
+
+def test_choice_of_lists_and_quoted_strings_round_trips_as_override_text():
+    assert _dist("x=choice([1,2],[3])") == CategoricalDistribution(["[1,2]", "[3]"])
+    (value,) = _dist("x=choice('a b')").choices
+    assert OverridesParser.create().parse_override(f"x={value}").value() == "a b"
+
+
+def test_fixed_values_and_prefixes():
+    search, fixed = parse_overrides(
+        ["x=interval(0,1)", "opt=adam", "+extra=3", "lst=[1,2]", "~drop", "+x2=range(1,3)"]
+    )
+    assert search == {"x": FloatDistribution(0.0, 1.0), "+x2": IntDistribution(1, 2)}
+    assert fixed == {"opt": "adam", "+extra": "3", "lst": "[1,2]", "~drop": None}
+    texts = [override_text(k, v) for k, v in fixed.items()]
+    assert texts == ["opt=adam", "+extra=3", "lst=[1,2]", "~drop"]
+
+
+def test_later_override_replaces_earlier_one():
+    search, fixed = parse_overrides(["x=interval(0,1)", "y=5", "x=3", "y=choice(1,2)"])
+    assert search == {"y": CategoricalDistribution([1, 2])}
+    assert fixed == {"x": "3"}
+
+
+def test_unsupported_sweep_is_a_clear_error():
+    with pytest.raises(ValueError, match="not supported by the optuna sweeper"):
+        _dist("x=glob(*)")
+    with pytest.raises(ValueError, match="empty"):
+        _dist("x=range(5,1)")
+
+
+def test_deprecated_search_space_entries():
+    assert distribution_from_config({"type": "int", "low": 1, "high": 7, "step": 2}) == (
+        IntDistribution(1, 7, step=2)
+    )
+    assert distribution_from_config({"type": "float", "low": 1e-3, "high": 1, "log": True}) == (
+        FloatDistribution(1e-3, 1.0, log=True)
+    )
+    assert distribution_from_config({"type": "categorical", "choices": ["a", 1]}) == (
+        CategoricalDistribution(["a", 1])
+    )
+
+
+def test_grid_values():
+    assert grid_values("x", IntDistribution(1, 9, step=4)) == [1, 5, 9]
+    assert grid_values("x", FloatDistribution(0.0, 0.3, step=0.1)) == [0.0, 0.1, 0.2, 0.3]
+    assert grid_values("x", CategoricalDistribution(["a", "b"])) == ["a", "b"]
+    with pytest.raises(ValueError, match="discrete"):
+        grid_values("x", FloatDistribution(0.0, 1.0))
+
+
+# -- config registration and objective handling (fast) ------------------------------------------
+def test_configs_are_registered():
+    from hydra.core.config_store import ConfigStore
+
+    import hydra_plugins.factory_optuna_sweeper.config  # noqa: F401  (registers the configs)
+
+    cs = ConfigStore.instance()
+    node = cs.load("hydra/sweeper/optuna.yaml").node
+    assert node._target_.endswith("optuna_sweeper.OptunaSweeper")
+    assert node.storage is None and node.storage_dir == "outputs/sweeps"
+    assert node.max_failure_rate == 0.25 and node.n_trials == 20 and node.n_jobs == 2
+    for name in ("tpe", "random", "grid", "nsgaii", "qmc"):
+        sampler = cs.load(f"hydra/sweeper/sampler/{name}.yaml").node
+        assert sampler._target_.startswith("optuna.samplers.") and "seed" in sampler
+
+
+def _sweeper(direction="minimize"):
+    return OptunaSweeper(
+        sampler=OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0}),
+        direction=direction,
+        storage=None,
+        study_name=None,
+        n_trials=1,
+        n_jobs=1,
+    )
+
+
+def _ret(value=None, error=None):
+    ret = JobReturn(overrides=["x=1"])
+    ret.status = JobStatus.FAILED if error else JobStatus.COMPLETED
+    ret.return_value = error or value
+    return ret
+
+
+def test_objective_values_and_failures(capsys):
+    single, multi = _sweeper(), _sweeper(OmegaConf.create(["minimize", "maximize"]))
+    assert multi.directions == ["minimize", "maximize"]
+    assert single._objective(_ret(1.5)) == ([1.5], None)
+    assert multi._objective(_ret((1, 2))) == ([1.0, 2.0], None)
+    assert "returned None" in single._objective(_ret(None))[1]
+    assert "non-finite" in single._objective(_ret(math.nan))[1]
+    assert "expected a float" in single._objective(_ret("abc"))[1]
+    assert "2 directions" in multi._objective(_ret([1.0]))[1]
+    values, error = single._objective(_ret(error=ValueError("boom")))
+    assert values is None and isinstance(error, ValueError)
+    with pytest.raises(ValueError, match="direction"):
+        _sweeper("sideways")
+
+
+# -- end-to-end sweeps of a toy app (slow) ------------------------------------------------------
+APP = """
+import math
+
+import hydra
+
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    if cfg.x in cfg.raise_on:
+        raise ValueError(f"boom at x={cfg.x}")
+    if cfg.x in cfg.none_on:
+        return None
+    value = (cfg.x - 2) ** 2 + cfg.y
+    if cfg.two_objectives:
+        return value, -abs(cfg.x)
+    return value
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+CONFIG = """
+defaults:
+  - override hydra/sweeper: optuna
+  - _self_
+x: 0.0
+y: 0
+raise_on: []
+none_on: []
+two_objectives: false
+hydra:
+  sweeper:
+    study_name: toy
+    n_trials: 8
+    n_jobs: 2
+    sampler:
+      seed: 123
+    params:
+      x: interval(-5, 5)
+      y: choice(0, 1, 2)
+"""
+
+
+@pytest.fixture
+def app(tmp_path):
+    (tmp_path / "my_app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
+    return tmp_path
+
+
+def _run(app_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [sys.executable, "my_app.py", "-m", *overrides],
+        cwd=app_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _study(app_dir: Path, name: str = "toy") -> optuna.Study:
+    storage = f"sqlite:///{app_dir / 'outputs' / 'sweeps' / name}.db"
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _states(study: optuna.Study) -> list[TrialState]:
+    return [t.state for t in study.trials]
+
+
+@pytest.mark.slow
+def test_sweep_runs_resumes_and_writes_best_params(app):
+    _run(app, "hydra.sweep.dir=multirun/first")
+    study = _study(app)
+    assert _states(study) == [TrialState.COMPLETE] * 8
+    sweep_dir = app / "multirun" / "first"
+    assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(8))
+
+    _run(app, "hydra.sweep.dir=multirun/second")  # same study name: resumes
+    study = _study(app)
+    assert len(study.trials) == 16
+    assert _states(study) == [TrialState.COMPLETE] * 16
+    # the resumed run did not replay the first run's (seeded) points
+    first, second = study.trials[:8], study.trials[8:]
+    assert {t.params["x"] for t in first}.isdisjoint({t.params["x"] for t in second})
+
+    best = OmegaConf.load(app / "outputs" / "sweeps" / "toy.best.yaml")
+    assert set(best) >= {"study_name", "storage", "best_params", "best_value", "n_trials"}
+    assert best.study_name == "toy" and best.n_trials == 16 and best.n_new_trials == 8
+    assert set(best.best_params) == {"x", "y"}
+    assert best.best_value == pytest.approx(study.best_value)
+    assert best.best_params == study.best_params
+    assert best.best_value == pytest.approx((best.best_params.x - 2) ** 2 + best.best_params.y)
+    results = OmegaConf.load(app / "multirun" / "second" / "optimization_results.yaml")
+    assert results == best
+
+
+@pytest.mark.slow
+def test_failed_trials_are_recorded_and_the_sweep_completes(app):
+    # a grid over x = 0..7: x=3 raises, x=5 returns None -> 2 of 8 failed, within 0.25
+    proc = _run(
+        app,
+        "hydra/sweeper/sampler=grid",
+        "x=range(0,8)",
+        "y=0",
+        "raise_on=[3]",
+        "none_on=[5]",
+        "hydra.sweep.dir=multirun/fail",
+    )
+    study = _study(app)
+    failed = {t.params["x"] for t in study.trials if t.state == TrialState.FAIL}
+    assert failed == {3, 5}
+    assert _states(study).count(TrialState.COMPLETE) == 6
+    log = proc.stdout + proc.stderr
+    assert "boom at x=3" in log and "returned None" in log
+    best = OmegaConf.load(app / "outputs" / "sweeps" / "toy.best.yaml")
+    assert best.n_failed == 2 and best.best_params.x == 2 and best.best_value == 0.0
+    # the command line's plain overrides are fixed parameters, passed to every job
+    assert set(best.best_overrides) == {"x=2", "y=0", "raise_on=[3]", "none_on=[5]"}
+
+
+@pytest.mark.slow
+def test_too_many_failures_stop_the_sweep(app):
+    proc = _run(
+        app,
+        "hydra/sweeper/sampler=grid",
+        "x=range(0,8)",
+        "raise_on=[0,1,2,3,4,5,6,7]",
+        "hydra.sweep.dir=multirun/stop",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "max_failure_rate=0.25" in proc.stderr and "stopped" in proc.stderr
+    study = _study(app)
+    # 0.25 * 8 allows 2 failures: the third (in the second batch of 2) stops the sweep
+    assert _states(study) == [TrialState.FAIL] * 4
+
+
+@pytest.mark.slow
+def test_multi_objective_default_study_name(app):
+    _run(
+        app,
+        "two_objectives=true",
+        "hydra.sweeper.study_name=null",
+        "hydra.sweeper.direction=[minimize,maximize]",
+        "hydra.sweeper.n_trials=4",
+        "hydra/sweeper/sampler=nsgaii",
+    )
+    study = _study(app, "my_app")  # default name: the Hydra job name
+    assert len(study.directions) == 2 and len(study.trials) == 4
+    results = OmegaConf.load(app / "outputs" / "sweeps" / "my_app.best.yaml")
+    assert results.solutions and all(len(s["values"]) == 2 for s in results.solutions)
