@@ -37,8 +37,15 @@ def validate(cfg: DictConfig) -> None:
     horizon = cfg.get("horizon")
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
         raise FactoryError(f"`horizon` must be a positive int, got {horizon!r} (try `horizon=20`)")
-    objective = str(cfg.get("objective", "val.f1_macro"))
-    if objective.count(".") != 1 or objective.split(".")[0] not in ("val", "test"):
+    labeling_horizon = OmegaConf.select(cfg, "labeling.horizon", default=horizon)
+    if labeling_horizon != horizon:
         raise FactoryError(
-            f"`objective` must look like val.<metric>, got {objective!r} (try `objective=val.sharpe`)"
+            f"`labeling.horizon` ({labeling_horizon}) differs from `horizon` ({horizon}); "
+            f"set the top-level one instead: `horizon={labeling_horizon}`"
+        )
+    objective = str(cfg.get("objective", "val.f1_macro"))
+    if objective.count(".") != 1 or objective.split(".")[0] != "val":
+        raise FactoryError(
+            f"`objective` must look like val.<metric> (sweeps never tune on the test split), "
+            f"got {objective!r} (try `objective=val.sharpe`)"
         )

@@ -45,7 +45,9 @@ def _hydra_context() -> dict:
 def summary_table(metrics: dict, title: str) -> str:
     rows = [(k, metrics["val"].get(k), metrics["test"].get(k)) for k in SUMMARY_KEYS]
     frame = pd.DataFrame(rows, columns=["metric", "val", "test"]).set_index("metric")
-    body = frame.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
+    body = frame.map(lambda v: "-" if v is None or v != v else
+                     (f"{int(v)}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.4f}")
+                     ).to_string()
     rule = "-" * max(len(line) for line in body.splitlines())
     return f"\n{title}\n{rule}\n{body}\n{rule}"
 
@@ -89,7 +91,7 @@ def run(cfg: DictConfig) -> float:
     importance.sort_values(ascending=False).to_csv(out_dir / "feature_importance.csv",
                                                    header=["importance"])
     save_model(model, out_dir / "model", ds.feature_names,
-               extra={"phase1_key": key, "horizon": ds.horizon})
+               extra={"phase1_key": key, "horizon": ds.horizon}, adapter_state=adapter.state())
 
     metrics["info"] = {
         "model": model_name, "family": model.family, "horizon": ds.horizon,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from factory.config import build
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from factory.cache import PHASE1_VERSION, Phase1Cache, config_hash
+from factory.config import build
 from factory.data.bars import BarSet
 from factory.dataset import Dataset
 from factory.features.pipeline import FeaturePipeline
@@ -109,8 +109,14 @@ def build_dataset(
 
 
 def phase1_key(cfg: DictConfig) -> str:
-    """Cache key: hash of the data, features, labeling and split (cv) configs."""
-    return config_hash(PHASE1_VERSION, cfg.data, cfg.features, cfg.labeling, cfg.cv)
+    """Cache key: hash of the data, features, labeling and split (cv) configs.
+
+    File sources add a hash of the file's contents, so editing a file in place invalidates
+    its cached datasets.
+    """
+    source = build(cfg.data)
+    content = source.fingerprint() if hasattr(source, "fingerprint") else None
+    return config_hash(PHASE1_VERSION, cfg.data, cfg.features, cfg.labeling, cfg.cv, content)
 
 
 def load_or_build(cfg: DictConfig) -> tuple[Dataset, str, bool]:

@@ -17,13 +17,14 @@ def test_scaler_and_weights_fitted_on_train_only(make_cfg):
     train = ds.rows("train")
     adapter = TabularAdapter().fit(ds, train, _Linear())
     expected = ds.X.to_numpy()[train].astype(np.float64).mean(axis=0)
-    np.testing.assert_allclose(adapter.scaler_.mean_, expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(adapter.center_, expected, rtol=1e-4, atol=1e-7)
     # tamper with every non-training row: nothing learned changes
     tampered = ds.X.copy()
     tampered.iloc[np.setdiff1d(np.arange(len(ds.X)), train)] *= 1000.0
     ds.X = tampered
     again = TabularAdapter().fit(ds, train, _Linear())
-    np.testing.assert_array_equal(again.scaler_.mean_, adapter.scaler_.mean_)
+    np.testing.assert_array_equal(again.center_, adapter.center_)
+    np.testing.assert_array_equal(again.scale_, adapter.scale_)
     np.testing.assert_array_equal(again.class_weight_, adapter.class_weight_)
     x = again.transform(ds, train)
     assert abs(x.weight.mean() - 1.0) < 1e-9
@@ -42,3 +43,15 @@ def test_trees_are_not_scaled(make_cfg):
     adapter = TabularAdapter().fit(ds, ds.rows("train"), _Tree())
     rows = ds.rows("val")
     np.testing.assert_array_equal(adapter.transform(ds, rows).X, ds.X.to_numpy()[rows])
+
+
+def test_adapter_state_round_trip(make_cfg):
+    import json
+
+    ds, _, _ = load_or_build(make_cfg())
+    adapter = TabularAdapter().fit(ds, ds.rows("train"), _Linear())
+    restored = TabularAdapter.from_state(json.loads(json.dumps(adapter.state())))
+    rows = ds.rows("test")
+    a, b = adapter.transform(ds, rows), restored.transform(ds, rows)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.weight, b.weight)

@@ -20,7 +20,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_bad_horizon_is_one_clean_line():
     out = _cli("horizon=-5")
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: `horizon` must be a positive int, got -5 (try `horizon=20`)"
+    expected = "error: `horizon` must be a positive int, got -5 (try `horizon=20`)"
+    assert out.stderr.strip() == expected
     assert "Traceback" not in out.stderr + out.stdout
 
 

@@ -17,7 +17,8 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_yaml_composes_and_instantiates(make_cfg, tmp_path, group, option):
-    extra = [f"data.path={tmp_path / 'bars.csv'}"] if group == "data" and option != "synthetic" else []
+    is_file_source = group == "data" and option != "synthetic"
+    extra = [f"data.path={tmp_path / 'bars.csv'}"] if is_file_source else []
     cfg = make_cfg(f"{group}={option}", *extra)
     node = cfg[group]
     if "_target_" in node:

@@ -82,7 +82,8 @@ def test_labeler_uses_atr_per_symbol_multipliers_and_costs():
     valid = out["exit_idx"] >= 0
     assert (out.loc[valid, "exit_idx"] > np.flatnonzero(valid)).all()
     assert (out.loc[valid, "exit_idx"] <= np.flatnonzero(valid) + 10).all()
-    np.testing.assert_allclose(out.loc[valid, "cost"], 2 * (0.25 + 0.62 / 5) / bars["open"].shift(-1)[valid])
+    next_open = bars["open"].shift(-1)[valid]
+    np.testing.assert_allclose(out.loc[valid, "cost"], 2 * (0.25 + 0.62 / 5) / next_open)
     assert set(out.loc[valid, "label"].unique()) <= {-1, 0, 1}
 
 

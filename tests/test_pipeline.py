@@ -70,3 +70,17 @@ def test_wandb_offline_run_written(make_cfg, tmp_path):
     run(make_cfg("tracker=wandb", "model.n_estimators=20"))
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+def test_editing_a_data_file_invalidates_the_cache(make_cfg, tmp_path):
+    from factory.data.synthetic import SyntheticSource
+    from factory.phase1 import phase1_key
+
+    path = tmp_path / "mes.csv"
+    bars = SyntheticSource(days=3, seed=1).load().bars["MES"].reset_index()
+    bars.to_csv(path, index=False)
+    key = phase1_key(make_cfg("data=csv", f"data.path={path}"))
+    assert phase1_key(make_cfg("data=csv", f"data.path={path}")) == key
+    bars.loc[5, "volume"] += 1
+    bars.to_csv(path, index=False)
+    assert phase1_key(make_cfg("data=csv", f"data.path={path}")) != key

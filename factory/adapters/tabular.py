@@ -54,7 +54,13 @@ class TabularAdapter:
         kind = self.scaler if self.scaler != "auto" else getattr(model, "scaling", "none")
         if kind not in ("none", *SCALERS):
             raise FactoryError(f"unknown scaling {kind!r} requested by {type(model).__name__}")
-        self.scaler_ = SCALERS[kind]().fit(ds.X.to_numpy()[rows]) if kind != "none" else None
+        self.scaling_ = kind
+        self.center_ = self.scale_ = None
+        if kind != "none":
+            fitted = SCALERS[kind]().fit(ds.X.to_numpy()[rows])
+            center = fitted.mean_ if kind == "standard" else fitted.center_
+            self.center_ = np.asarray(center, np.float64)
+            self.scale_ = np.asarray(fitted.scale_, np.float64)
         y = labels_to_index(ds.meta["label"].to_numpy()[rows])
         counts = np.bincount(y, minlength=3).astype(np.float64)
         if self.class_weight == "balanced":
@@ -73,8 +79,8 @@ class TabularAdapter:
 
     def transform_matrix(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, np.float32)
-        if self.scaler_ is not None:
-            X = self.scaler_.transform(X).astype(np.float32)
+        if self.center_ is not None:
+            X = ((X - self.center_) / self.scale_).astype(np.float32)
             if self.clip is not None:
                 np.clip(X, -self.clip, self.clip, out=X)
         return X
@@ -87,3 +93,28 @@ class TabularAdapter:
             weight=(self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64),
             feature_names=self.feature_names_,
         )
+
+    def state(self) -> dict:
+        """Everything learned in ``fit``, as JSON-able values (saved beside the model)."""
+        def as_list(a):
+            return None if a is None else np.asarray(a).tolist()
+
+        return {
+            "params": {"scaler": self.scaler, "class_weight": self.class_weight,
+                       "sample_weight": self.sample_weight, "clip": self.clip},
+            "scaling": self.scaling_, "center": as_list(self.center_),
+            "scale": as_list(self.scale_), "class_weight": as_list(self.class_weight_),
+            "weight_scale": self.weight_scale_, "features": self.feature_names_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> TabularAdapter:
+        """Rebuild a fitted adapter from :meth:`state` (no refitting, no pickle)."""
+        adapter = cls(**state["params"])
+        adapter.scaling_ = state["scaling"]
+        adapter.center_ = None if state["center"] is None else np.asarray(state["center"])
+        adapter.scale_ = None if state["scale"] is None else np.asarray(state["scale"])
+        adapter.class_weight_ = np.asarray(state["class_weight"])
+        adapter.weight_scale_ = float(state["weight_scale"])
+        adapter.feature_names_ = list(state["features"])
+        return adapter

@@ -74,7 +74,7 @@ def make_instruments(spec: dict, symbols: list[str], default: dict | None = None
             if default is None:
                 raise FactoryError(
                     f"no instrument spec for symbol '{sym}' (tick size, point value, costs): "
-                    f"add `data.instruments.{sym}={{tick_size: ..., point_value: ...}}` or set "
+                    f"add `+data.instruments.{sym}={{tick_size: 0.25, point_value: 5}}` or set "
                     "`data.default_instrument`"
                 )
             params = default

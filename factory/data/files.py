@@ -10,6 +10,7 @@ data row (the header is not counted) in every message.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -85,6 +86,16 @@ class FileSource:
 
     def _read(self, path: Path) -> pd.DataFrame:
         raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """Identity of the file's contents, so an edited file misses the Phase-1 cache."""
+        if not self.path.is_file():
+            return {"path": str(self.path), "missing": True}
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return {"path": str(self.path), "sha256": digest.hexdigest()}
 
     def load(self) -> BarSet:
         """Read, validate, split by symbol and resample; see the module docstring."""

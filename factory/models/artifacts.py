@@ -36,12 +36,20 @@ def _jsonable(value):
     return value
 
 
-def save_model(model: BaseModel, path: Path, feature_names: list[str], extra: dict | None = None
-               ) -> Path:
-    """Write ``model`` into ``path`` (native files + ``manifest.json``)."""
+def save_model(model: BaseModel, path: Path, feature_names: list[str], extra: dict | None = None,
+               adapter_state: dict | None = None) -> Path:
+    """Write ``model`` into ``path`` (native files + ``manifest.json``).
+
+    ``adapter_state`` (the fitted adapter: scaler, class weights) is written as
+    ``adapter.json`` and hashed with the model files, so predictions can be reproduced from
+    raw features.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    files = model.save_native(path)
+    files = list(model.save_native(path))
+    if adapter_state is not None:
+        (path / "adapter.json").write_text(json.dumps(_jsonable(adapter_state), indent=2))
+        files.append("adapter.json")
     cls = type(model)
     manifest = {
         "class": f"{cls.__module__}.{cls.__qualname__}",

@@ -6,7 +6,7 @@
   :data:`factory.dataset.CLASSES` (-1, 0, 1), rows summing to 1, even when a class was
   absent from the training data;
 * capabilities are class attributes: ``family``, ``input_kind`` (the adapter it eats),
-  ``scaling`` (what the tabular adapter should do for it), ``probabilistic``;
+  ``scaling`` (what the tabular adapter should do for it);
 * artifacts are written in the library's native format by ``save_native`` and read back by
   ``load_native``; :mod:`factory.models.artifacts` adds the JSON manifest and hashes.
 """
@@ -26,7 +26,6 @@ class BaseModel(BaseEstimator):
     family: ClassVar[str] = "tabular"
     input_kind: ClassVar[str] = "tabular"
     scaling: ClassVar[str] = "none"
-    probabilistic: ClassVar[bool] = False
 
     def fit(self, train, val=None) -> BaseModel:  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,0 +1,39 @@
+"""Lower stages never import higher ones (the layering rule in docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.conftest import ROOT
+
+# Each module may import only from its own rank or lower ranks.
+RANKS = {
+    "errors": 0, "config": 0, "data": 1, "features": 2, "labeling": 3, "splits": 4,
+    "dataset": 5, "cache": 5, "phase1": 6, "adapters": 7, "models": 8, "training": 9,
+    "evaluation": 10, "tracking": 11, "experiment": 12,
+}
+
+
+def _stage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "factory" and len(parts) > 1 else None
+
+
+def test_no_upward_imports():
+    violations = []
+    for path in sorted((ROOT / "factory").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        own = _stage(".".join(rel.parts))
+        if own is None or own == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                target = _stage(name)
+                if target and target in RANKS and RANKS[target] > RANKS[own]:
+                    violations.append(f"{rel}: {own} imports {name}")
+    assert not violations, "\n".join(violations)
