@@ -29,4 +29,5 @@ def average_uniqueness(entry_idx: np.ndarray, exit_idx: np.ndarray, n_bars: int)
     inv[busy] = 1.0 / conc[busy]
     csum = np.concatenate([[0.0], np.cumsum(inv)])
     span = exit_idx - entry_idx + 1
-    return (csum[exit_idx + 1] - csum[entry_idx]) / span
+    # differences of a long running sum carry rounding of order 1e-12: clip to [0, 1]
+    return np.clip((csum[exit_idx + 1] - csum[entry_idx]) / span, 0.0, 1.0)
