@@ -7,12 +7,11 @@ Saved as XGBoost UBJSON (``model.ubj``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import N_CLASSES, BaseModel
+from factory.models.base import N_CLASSES, BaseModel, resolve_threads
 
 
 class XGBoostModel(BaseModel):
@@ -64,7 +63,7 @@ class XGBoostModel(BaseModel):
             "alpha": self.reg_alpha,
             "gamma": self.gamma,
             "max_bin": self.max_bin,
-            "nthread": os.cpu_count() if self.n_jobs in (-1, None) else self.n_jobs,
+            "nthread": resolve_threads(self.n_jobs),
             "seed": self.random_state,
         }
 

@@ -1,0 +1,101 @@
+"""Random forest (scikit-learn ``RandomForestClassifier``) on tabular features.
+
+A bagged ensemble of deep trees: robust, few knobs, no scaling needed. It has no notion of
+boosting rounds, so there is NO early stopping -- the validation set is ignored by ``fit``.
+Sample weights are passed to ``fit``. A class absent from training is mapped into its
+(zero) column with :func:`~factory.models.base.full_proba`. Saved without pickle: all
+trees' node arrays in one ``trees.npz`` (see :mod:`factory.models.classical.sklearn_trees`)
+plus the forest metadata in the manifest state; loading needs the same scikit-learn
+``major.minor``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from factory.models.base import BaseModel, full_proba
+from factory.models.classical.sklearn_trees import (
+    forest_proba,
+    load_trees,
+    save_trees,
+    sklearn_version,
+)
+
+
+class RandomForestModel(BaseModel):
+    family = "classical"
+    scaling = "none"
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 50,
+        max_features: str | float | int | None = "sqrt",
+        max_samples: float | None = None,
+        criterion: str = "gini",
+        n_jobs: int = -1,
+        random_state: int = 42,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.max_samples = max_samples
+        self.criterion = criterion
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _forest(self):
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(
+            n_estimators=self.n_estimators, max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
+            max_samples=self.max_samples, criterion=self.criterion, n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+
+    def fit(self, train, val=None) -> RandomForestModel:
+        self.model_ = self._forest().fit(train.X, train.y, sample_weight=train.weight)
+        self.n_features_in_ = train.X.shape[1]
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        X = x.X if hasattr(x, "X") else x
+        proba = forest_proba(self.model_.estimators_, X, self.n_jobs)
+        return full_proba(proba, self.model_.classes_)
+
+    def feature_importance(self) -> np.ndarray:
+        return np.asarray(self.model_.feature_importances_, np.float64)
+
+    def native_state(self) -> dict:
+        m = self.model_
+        return {
+            "n_features_in": int(m.n_features_in_),
+            "classes": [int(c) for c in m.classes_],
+            "n_outputs": int(m.n_outputs_),
+            "n_classes": int(m.n_classes_),
+            "max_features": int(m.estimators_[0].max_features_),
+            "sklearn_version": sklearn_version(),
+        }
+
+    def save_native(self, path: Path) -> list[str]:
+        save_trees(self.model_.estimators_, Path(path) / "trees.npz")
+        return ["trees.npz"]
+
+    @classmethod
+    def load_native(cls, path: Path, params: dict, state: dict) -> RandomForestModel:
+        model = cls(**params)
+        forest = model._forest()
+        forest.estimators_ = load_trees(Path(path) / "trees.npz", state)
+        forest.n_estimators = len(forest.estimators_)
+        forest.n_features_in_ = int(state["n_features_in"])
+        forest.n_outputs_ = int(state["n_outputs"])
+        forest.classes_ = np.asarray(state["classes"], np.int64)
+        forest.n_classes_ = int(state["n_classes"])
+        model.model_ = forest
+        model.n_features_in_ = forest.n_features_in_
+        return model
