@@ -85,3 +85,23 @@ def test_bars_per_year_from_calendar():
 def test_round_trip_cost_points():
     mes = Instrument("MES", tick_size=0.25, point_value=5, commission=0.62, slippage_ticks=1)
     assert mes.round_trip_cost_points == pytest.approx(2 * (0.25 + 0.124))
+
+
+def test_oracle_on_real_labels_wins_every_trade(make_cfg):
+    """Trading the true labels: a +-1 label means the trade clears its costs, so every
+    backtest trade must be a net winner (ties the backtest to the labeler end to end)."""
+    from factory.phase1 import load_or_build
+    from factory.training.trainer import META_COLUMNS
+
+    ds, _, _ = load_or_build(make_cfg())
+    rows = ds.rows("test")
+    pred = ds.meta.iloc[rows][META_COLUMNS].reset_index(drop=True)
+    onehot = np.eye(3)[pred["label"].to_numpy() + 1]
+    pred[["p_short", "p_flat", "p_long"]] = onehot
+    res = run_backtest(pred, ds.bars, ds.bars_per_year, threshold=0.5)
+    m = res.metrics
+    assert m["n_trades"] > 50
+    assert m["win_rate"] == 1.0 and m["profit_factor"] is None
+    assert m["sharpe"] > 5 and m["max_drawdown"] > -0.05
+    # every trade's bar returns add up to its net return (marked to market, costs at entry)
+    assert m["total_return"] > 0 and (res.trades["net_return"] > 0).all()
