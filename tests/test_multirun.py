@@ -30,6 +30,8 @@ def test_multirun_six_models_computes_phase1_once(tmp_path):
     log = out.stdout + out.stderr
     assert log.count("phase1 computed") == 1
     assert log.count("phase1 cache hit") == 5
+    assert "multirun summary (6 jobs" in log
+    assert (tmp_path / "multirun" / "summary.csv").is_file()
     runs = sorted((tmp_path / "multirun").glob("*_*/metrics.json"))
     assert len(runs) == 6
     keys = {json.loads(p.read_text())["info"]["phase1_key"] for p in runs}
@@ -54,3 +56,18 @@ def test_optuna_sweep_runs_resumes_and_writes_best_params(tmp_path):
                                         "model.min_child_weight", "model.subsample",
                                         "model.colsample_bytree", "model.reg_lambda"}
     assert 0 < best["best_value"] <= 1
+
+
+def test_multirun_summary_table(tmp_path):
+    from factory.tracking.multirun_summary import collect
+
+    for i, (model, f1) in enumerate([("a", 0.4), ("b", 0.5)]):
+        job = tmp_path / f"{i}_{model}"
+        job.mkdir()
+        split = {"f1_macro": f1, "accuracy": 0.5, "log_loss": 1.0, "sharpe": 0.1,
+                 "max_drawdown": -0.1, "n_trades": 10}
+        (job / "metrics.json").write_text(json.dumps(
+            {"val": split, "test": split, "info": {"model": model, "horizon": 20}}))
+    frame = collect(tmp_path)
+    assert frame["model"].tolist() == ["b", "a"]  # best val.f1_macro first
+    assert frame.loc[frame["model"] == "b", "test.f1_macro"].item() == 0.5
