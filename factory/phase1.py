@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from factory.cache import PHASE1_VERSION, Phase1Cache, config_hash
 from factory.config import build
 from factory.data.bars import BarSet
+from factory.data.gaps import gap_report
 from factory.dataset import Dataset
 from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
@@ -29,12 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def _symbol_frame(
-    symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame
+    symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame,
+    base: pd.Timedelta,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Features and meta rows of one symbol's labelled bars, plus its report."""
-    feats = features.transform(bars)
+    feats = features.transform(bars, base)
     n = len(bars)
-    warm = max(features.warmup, 0)
+    warm = max(features.warmup_for(base), 0)
     position = np.arange(n)
     labelled = labels["exit_idx"].to_numpy() >= 0
     finite = np.isfinite(feats.to_numpy()).all(axis=1)
@@ -63,6 +65,8 @@ def _symbol_frame(
         "unlabelled_tail": int((~labelled[warm:]).sum()),
         "nonfinite_after_warmup": nonfinite_after_warmup,
         "rows": len(rows),
+        "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
+        "gaps": gap_report(bars.index, base),
     }
     return feats.iloc[rows].astype(np.float32).reset_index(drop=True), meta, report
 
@@ -75,7 +79,7 @@ def build_dataset(
     for sym in tqdm(barset.symbols, desc="phase 1", unit="symbol", leave=False):
         bars = barset.bars[sym]
         labels = labeler.label(bars, barset.instruments[sym])
-        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels)
+        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels, barset.timeframe)
         xs.append(x)
         metas.append(meta)
     X = pd.concat(xs, ignore_index=True)
@@ -90,6 +94,11 @@ def build_dataset(
             meta["exit_idx"].to_numpy()[rows],
             len(barset.bars[sym]),
         )
+    kept, dropped = features.select_columns(X.iloc[np.flatnonzero(meta["split"] == "train")])
+    X = X[kept]
+    if any(dropped.values()):
+        log.info("features dropped on training rows: %s",
+                 {k: len(v) for k, v in dropped.items() if v})
     for sym in barset.symbols:
         sub = meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
@@ -102,8 +111,8 @@ def build_dataset(
         "bars_per_year": barset.bars_per_year,
         "timeframe_minutes": barset.timeframe / pd.Timedelta(minutes=1),
         "feature_set": features.name,
-        "warmup_bars": features.warmup,
-        "report": {"symbols": report, "data": barset.report},
+        "warmup_bars": features.warmup_for(barset.timeframe),
+        "report": {"symbols": report, "data": barset.report, "features_dropped": dropped},
     }
     return Dataset(X=X, meta=meta, bars=barset.bars, instruments=barset.instruments, info=info)
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from factory.data.synthetic import SyntheticSource
-from factory.features.core import REGISTRY
 from factory.features.pipeline import FeaturePipeline
+from factory.features.registry import catalog
 
 CUTS = [150, 777, 2001]
 
@@ -26,7 +26,7 @@ def _group_frame(bars: pd.DataFrame, group: str) -> pd.DataFrame:
     return FeaturePipeline({group: {}}).transform(bars)
 
 
-@pytest.mark.parametrize("group", sorted(REGISTRY))
+@pytest.mark.parametrize("group", sorted(catalog()))
 @pytest.mark.parametrize("t", CUTS)
 def test_lookahead_invariance(bars, group, t):
     full = _group_frame(bars, group)
@@ -37,7 +37,7 @@ def test_lookahead_invariance(bars, group, t):
 
 @pytest.mark.parametrize("t", CUTS)
 def test_spike_after_t_changes_nothing_up_to_t(bars, t):
-    pipe = FeaturePipeline({g: {} for g in REGISTRY})
+    pipe = FeaturePipeline({g: {} for g in catalog()})
     before = pipe.transform(bars)
     spiked = bars.copy()
     spiked.iloc[t + 1 :, :4] *= 50.0  # a 50x price spike from t+1 on
@@ -49,7 +49,7 @@ def test_spike_after_t_changes_nothing_up_to_t(bars, t):
 
 
 def test_warmup_rows_are_exactly_the_undefined_ones(bars):
-    pipe = FeaturePipeline({g: {} for g in REGISTRY})
+    pipe = FeaturePipeline({g: {} for g in catalog()})
     frame = pipe.transform(bars)
     defined = np.isfinite(frame.to_numpy()).all(axis=1)
     assert not defined[pipe.warmup - 1] and defined[pipe.warmup:].all()

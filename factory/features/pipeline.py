@@ -1,20 +1,40 @@
-"""Feature pipeline: the configured feature groups computed per symbol.
+"""Feature pipeline: configured feature groups per symbol, on the base bars and on a ladder
+of higher timeframes, plus column selection fitted on training rows only.
 
 The same object computes features for training and (later) live inference, so the
-definitions live in exactly one place: :data:`factory.features.core.REGISTRY`.
+definitions live in exactly one place: the registry (:mod:`factory.features.registry`).
+
+Higher timeframes are built by resampling the symbol's base bars (stamped by open). A
+higher-timeframe bar stamped T covers [T, T + tf) and is *complete* at T + tf; a base bar
+stamped t is known at its close t + base. Base bar t therefore sees the latest
+higher-timeframe bar with T + tf <= t + base, never the one in progress: at the 10:35 bar
+(closing 10:40) a 1-hour feature comes from the 09:00-10:00 bar.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from factory.data.resample import parse_timeframe, resample_bars
 from factory.errors import FactoryError
-from factory.features.core import REGISTRY, WARMUP
+from factory.features.registry import catalog
+
+log = logging.getLogger(__name__)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if isinstance(
+        value, DictConfig | ListConfig) else value
+
+
+def timeframe_label(tf: pd.Timedelta) -> str:
+    minutes = int(tf / pd.Timedelta(minutes=1))
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 class FeaturePipeline:
@@ -23,44 +43,132 @@ class FeaturePipeline:
     Parameters
     ----------
     groups:
-        Mapping of feature-group name (a key of the registry) to its keyword parameters,
-        e.g. ``{"returns": {"lags": [1, 5]}, "rsi": {"periods": [14]}}``.
+        ``"all"`` (every registered group with its defaults) or a mapping of group name to
+        keyword parameters, e.g. ``{"returns": {"lags": [1, 5]}, "rsi": {"periods": [14]}}``.
     name:
         The feature set's name, recorded in the dataset metadata.
+    timeframes:
+        Higher timeframes of the ladder (e.g. ``["15min", "1h"]``); empty for none.
+    mtf_groups:
+        Groups (of ``groups``) also computed on each higher timeframe; ``"all"`` for all.
+    max_correlation:
+        Drop a column whose absolute correlation with an already kept column exceeds this,
+        measured on training rows only (None: keep all). Constant and duplicate columns
+        (on training rows) are always dropped. Every drop is listed in the report.
     """
 
-    def __init__(self, groups: Mapping[str, Mapping | None], name: str = "core") -> None:
-        if isinstance(groups, DictConfig):
-            groups = OmegaConf.to_container(groups, resolve=True)
-        unknown = sorted(set(groups) - set(REGISTRY))
+    def __init__(
+        self,
+        groups: Mapping[str, Mapping | None] | str = "all",
+        name: str = "core",
+        timeframes: Sequence[str] = (),
+        mtf_groups: Sequence[str] | str = (),
+        max_correlation: float | None = None,
+    ) -> None:
+        registry = catalog()
+        groups = _plain(groups)
+        if groups == "all":
+            groups = {g: {} for g in registry}
+        elif not isinstance(groups, Mapping):
+            raise FactoryError(f"`features.groups` must be 'all' or a mapping, got {groups!r}")
+        unknown = sorted(set(groups) - set(registry))
         if unknown:
             raise FactoryError(
                 f"unknown feature group(s) {unknown} in `features.groups`; "
-                f"valid groups: {sorted(REGISTRY)}"
+                f"valid groups: {sorted(registry)}"
             )
         self.groups = {k: dict(v or {}) for k, v in groups.items()}
         for group, params in self.groups.items():
-            allowed = list(inspect.signature(REGISTRY[group]).parameters)[1:]
+            allowed = registry[group].parameters()
             bad = sorted(set(params) - set(allowed))
             if bad:
                 raise FactoryError(
                     f"feature group '{group}' has no parameter(s) {bad} "
                     f"(`features.groups.{group}`); valid: {allowed}"
                 )
+        mtf_groups = _plain(mtf_groups)
+        self.mtf_groups = list(self.groups) if mtf_groups == "all" else list(mtf_groups or ())
+        missing = sorted(set(self.mtf_groups) - set(self.groups))
+        if missing:
+            raise FactoryError(f"`features.mtf_groups` {missing} are not in `features.groups`")
+        self.timeframes = [parse_timeframe(tf, "features.timeframes") for tf in timeframes or ()]
         self.name = name
+        self.max_correlation = max_correlation
+
+    def _group_warmup(self, names) -> int:
+        registry = catalog()
+        return max((registry[g].warmup_bars(self.groups[g]) for g in names), default=0)
+
+    def warmup_for(self, base: pd.Timedelta) -> int:
+        """Leading base bars with at least one undefined feature (an upper bound with MTF)."""
+        warm = self._group_warmup(self.groups)
+        for tf in self.timeframes:
+            ratio = int(np.ceil(tf / base))
+            warm = max(warm, (self._group_warmup(self.mtf_groups) + 1) * ratio)
+        return warm
 
     @property
     def warmup(self) -> int:
-        """Leading bars per symbol with at least one undefined feature."""
-        return max((WARMUP[g](**p) for g, p in self.groups.items()), default=0)
+        """Warm-up of the base-timeframe groups (no ladder)."""
+        return self._group_warmup(self.groups)
 
-    def transform(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Feature frame (float64) indexed like ``bars``; the first ``warmup`` rows hold NaNs."""
+    def _compute(self, bars: pd.DataFrame, names) -> dict[str, np.ndarray]:
+        registry = catalog()
         columns: dict[str, np.ndarray] = {}
-        for group, params in self.groups.items():
-            produced = REGISTRY[group](bars, **params)
+        for group in names:
+            produced = registry[group].fn(bars, **self.groups[group])
             dup = set(produced) & set(columns)
             if dup:
                 raise FactoryError(f"feature group '{group}' repeats columns {sorted(dup)}")
             columns.update(produced)
+        return columns
+
+    def transform(self, bars: pd.DataFrame, base: pd.Timedelta | None = None) -> pd.DataFrame:
+        """Feature frame (float64) indexed like ``bars``; leading warm-up rows hold NaNs."""
+        columns = self._compute(bars, self.groups)
+        if self.timeframes:
+            if base is None:
+                raise FactoryError("FeaturePipeline.transform needs the base timeframe for MTF")
+            base_close = bars.index + base
+            for tf in self.timeframes:
+                if tf <= base:
+                    raise FactoryError(
+                        f"`features.timeframes` entry {timeframe_label(tf)} is not above the "
+                        f"working timeframe {timeframe_label(base)}"
+                    )
+                htf = resample_bars(bars, tf)
+                htf_cols = self._compute(htf, self.mtf_groups)
+                # latest higher-timeframe bar complete at the base bar's close
+                pos = (htf.index + tf).searchsorted(base_close, side="right") - 1
+                valid = pos >= 0
+                suffix = timeframe_label(tf)
+                for key, values in htf_cols.items():
+                    aligned = np.full(len(bars), np.nan)
+                    aligned[valid] = values[pos[valid]]
+                    columns[f"{key}_{suffix}"] = aligned
         return pd.DataFrame(columns, index=bars.index)
+
+    def select_columns(self, X_train: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]]:
+        """Columns to keep, decided on training rows only, and what was dropped and why."""
+        values = X_train.to_numpy(np.float64)
+        std = np.nanstd(values, axis=0)
+        dropped = {"constant": [c for c, s in zip(X_train.columns, std, strict=True) if s == 0]}
+        candidates = [c for c in X_train.columns if c not in dropped["constant"]]
+        frame = X_train[candidates]
+        dup_mask = frame.T.duplicated()
+        dropped["duplicate"] = [c for c, d in zip(candidates, dup_mask, strict=True) if d]
+        candidates = [c for c, d in zip(candidates, dup_mask, strict=True) if not d]
+        dropped["correlated"] = []
+        if self.max_correlation is not None and len(candidates) > 1:
+            sample = X_train[candidates]
+            if len(sample) > 50_000:  # deterministic thinning: every k-th training row
+                sample = sample.iloc[:: int(np.ceil(len(sample) / 50_000))]
+            corr = np.abs(np.corrcoef(sample.to_numpy(np.float64), rowvar=False))
+            kept_idx: list[int] = []
+            for j in range(len(candidates)):
+                if kept_idx and np.nanmax(corr[j, kept_idx]) > self.max_correlation:
+                    dropped["correlated"].append(candidates[j])
+                else:
+                    kept_idx.append(j)
+            candidates = [candidates[j] for j in kept_idx]
+        return candidates, dropped

@@ -1,26 +1,31 @@
 """The core causal feature set: each function maps one symbol's bars to named columns.
 
 Every feature at bar t uses bars <= t only (rolling windows end at t; TA-Lib's recursive
-indicators are seeded at the first bar and run forward). ``WARMUP`` gives, per feature
-group, how many leading bars are undefined; the pipeline drops them. Standard indicators
-come from TA-Lib (Wilder smoothing for RSI/ATR, population std for Bollinger bands).
+indicators are seeded at the first bar and run forward). Each group registers its warm-up
+(leading bars left undefined); the pipeline drops them. Standard indicators come from
+TA-Lib (Wilder smoothing for RSI/ATR, population std for Bollinger bands).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import talib
 
-Columns = dict[str, np.ndarray]
+from factory.features.registry import Columns, register
+
+
+def _max(values) -> int:
+    return int(max(values)) if len(values) else 0
 
 
 def _close(bars: pd.DataFrame) -> np.ndarray:
     return bars["close"].to_numpy(np.float64)
 
 
+@register(warmup=lambda lags: _max(lags), category="returns")
 def returns(bars: pd.DataFrame, lags: Sequence[int] = (1, 2, 3, 5, 10, 20)) -> Columns:
     """Log returns over several lags: ``log(close_t / close_{t-lag})``."""
     logc = np.log(_close(bars))
@@ -32,24 +37,28 @@ def returns(bars: pd.DataFrame, lags: Sequence[int] = (1, 2, 3, 5, 10, 20)) -> C
     return out
 
 
+@register(warmup=lambda windows: _max(windows), category="volatility")
 def volatility(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 60)) -> Columns:
     """Rolling standard deviation (ddof=1) of one-bar log returns, trailing window."""
     r1 = pd.Series(np.log(_close(bars))).diff()
     return {f"vol_{w}": r1.rolling(w, min_periods=w).std().to_numpy() for w in windows}
 
 
+@register(warmup=lambda period: period, category="volatility")
 def atr(bars: pd.DataFrame, period: int = 14) -> Columns:
     """Wilder ATR divided by close (a scale-free volatility)."""
     h, lo, c = (bars[k].to_numpy(np.float64) for k in ("high", "low", "close"))
     return {f"atr_{period}": talib.ATR(h, lo, c, timeperiod=period) / c}
 
 
+@register(warmup=lambda periods: _max(periods), category="momentum")
 def rsi(bars: pd.DataFrame, periods: Sequence[int] = (14,)) -> Columns:
     """Wilder RSI rescaled to [-0.5, 0.5]."""
     c = _close(bars)
     return {f"rsi_{p}": talib.RSI(c, timeperiod=p) / 100.0 - 0.5 for p in periods}
 
 
+@register(warmup=lambda fast, slow, signal: slow + signal - 2, category="momentum")
 def macd(bars: pd.DataFrame, fast: int = 12, slow: int = 26, signal: int = 9) -> Columns:
     """MACD line, signal line and histogram, each divided by close."""
     c = _close(bars)
@@ -57,6 +66,7 @@ def macd(bars: pd.DataFrame, fast: int = 12, slow: int = 26, signal: int = 9) ->
     return {"macd": line / c, "macd_signal": sig / c, "macd_hist": hist / c}
 
 
+@register(warmup=lambda period, nbdev: period - 1, category="bands")
 def bollinger(bars: pd.DataFrame, period: int = 20, nbdev: float = 2.0) -> Columns:
     """Bollinger %b and band width (SMA +- nbdev population std)."""
     c = _close(bars)
@@ -68,6 +78,7 @@ def bollinger(bars: pd.DataFrame, period: int = 20, nbdev: float = 2.0) -> Colum
     return {f"bb_pctb_{period}": pct_b, f"bb_width_{period}": span / mid}
 
 
+@register(warmup=lambda windows: _max(windows) - 1, category="volume")
 def volume_zscore(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Columns:
     """Z-score of log volume against its trailing mean and std (0 when the std is 0)."""
     lv = pd.Series(np.log1p(bars["volume"].to_numpy(np.float64)))
@@ -82,6 +93,7 @@ def volume_zscore(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Colu
     return out
 
 
+@register(warmup=lambda: 0, category="temporal")
 def time_of_day(bars: pd.DataFrame) -> Columns:
     """Cyclical encodings of the bar's UTC time of day and day of week."""
     idx = bars.index
@@ -90,31 +102,3 @@ def time_of_day(bars: pd.DataFrame) -> Columns:
     day, week = 2 * np.pi * minutes / 1440.0, 2 * np.pi * dow / 7.0
     return {"tod_sin": np.sin(day), "tod_cos": np.cos(day), "dow_sin": np.sin(week),
             "dow_cos": np.cos(week)}
-
-
-def _max(values) -> int:
-    return int(max(values)) if len(values) else 0
-
-
-# Warm-up: leading bars that are undefined, as a function of the group's parameters.
-WARMUP: dict[str, Callable[..., int]] = {
-    "returns": lambda lags=(1, 2, 3, 5, 10, 20): _max(lags),
-    "volatility": lambda windows=(10, 20, 60): _max(windows),
-    "atr": lambda period=14: period,
-    "rsi": lambda periods=(14,): _max(periods),
-    "macd": lambda fast=12, slow=26, signal=9: slow + signal - 2,
-    "bollinger": lambda period=20, nbdev=2.0: period - 1,
-    "volume_zscore": lambda windows=(20, 60): _max(windows) - 1,
-    "time_of_day": lambda: 0,
-}
-
-REGISTRY: dict[str, Callable[..., Columns]] = {
-    "returns": returns,
-    "volatility": volatility,
-    "atr": atr,
-    "rsi": rsi,
-    "macd": macd,
-    "bollinger": bollinger,
-    "volume_zscore": volume_zscore,
-    "time_of_day": time_of_day,
-}

@@ -1,0 +1,73 @@
+"""The single feature registry used by training and inference alike.
+
+A *feature group* is a function ``fn(bars, **params) -> {column: float64 array}`` computing
+one or more causal columns from one symbol's bars (bars <= t only), registered with its
+warm-up (leading rows left undefined, a function of the resolved params, defaults filled in)
+and a category:
+
+    @register(warmup=lambda period: period, category="momentum")
+    def rsi(bars, period=14): ...
+
+Every module in :mod:`factory.features.catalog` is imported by :func:`catalog`, so the
+lookahead-invariance tests and the pipeline see each new group without any central list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Columns = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    name: str
+    fn: Callable[..., Columns]
+    warmup: Callable[..., int]
+    category: str
+    doc: str
+
+    def parameters(self) -> list[str]:
+        return list(inspect.signature(self.fn).parameters)[1:]
+
+    def resolve(self, params: dict) -> dict:
+        """``params`` with the function's defaults filled in (unknown keys raise TypeError)."""
+        bound = inspect.signature(self.fn).bind_partial(None, **params)
+        bound.apply_defaults()
+        return dict(list(bound.arguments.items())[1:])
+
+    def warmup_bars(self, params: dict) -> int:
+        """Leading bars left undefined with these parameters."""
+        return int(self.warmup(**self.resolve(params)))
+
+
+REGISTRY: dict[str, FeatureGroup] = {}
+
+
+def register(name: str | None = None, *, warmup: Callable[..., int], category: str):
+    """Decorator adding a feature-group function to the registry."""
+
+    def decorate(fn: Callable[..., Columns]) -> Callable[..., Columns]:
+        key = name or fn.__name__
+        if key in REGISTRY and REGISTRY[key].fn is not fn:
+            raise ValueError(f"feature group {key!r} registered twice")
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        REGISTRY[key] = FeatureGroup(key, fn, warmup, category, doc)
+        return fn
+
+    return decorate
+
+
+def catalog() -> dict[str, FeatureGroup]:
+    """All registered feature groups (imports every catalog module once)."""
+    from factory.features import catalog as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+    return REGISTRY
