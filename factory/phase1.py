@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 def _symbol_frame(
     symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame,
-    base: pd.Timedelta,
+    base: pd.Timedelta, fine: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Features and meta rows of one symbol's labelled bars, plus its report."""
-    feats = features.transform(bars, base)
+    feats = features.transform(bars, base, fine=fine)
     n = len(bars)
     warm = max(features.warmup_for(base), 0)
     position = np.arange(n)
@@ -67,6 +67,7 @@ def _symbol_frame(
         "rows": len(rows),
         "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
         "gaps": gap_report(bars.index, base),
+        "ladder_rungs_skipped": features.rungs(base, fine is not None)[1],
     }
     return feats.iloc[rows].astype(np.float32).reset_index(drop=True), meta, report
 
@@ -79,7 +80,8 @@ def build_dataset(
     for sym in tqdm(barset.symbols, desc="phase 1", unit="symbol", leave=False):
         bars = barset.bars[sym]
         labels = labeler.label(bars, barset.instruments[sym])
-        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels, barset.timeframe)
+        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels, barset.timeframe,
+                                             barset.fine.get(sym))
         xs.append(x)
         metas.append(meta)
     X = pd.concat(xs, ignore_index=True)

@@ -59,12 +59,27 @@ def test_warmup_bound_covers_the_ladder(bars):
     assert set(feats.columns) >= {"ret_1", "ret_1_15m", "ret_1_1h", "rsi_3_1h"}
 
 
-def test_ladder_rungs_must_be_above_the_base(bars):
-    with pytest.raises(FactoryError, match="not above the working timeframe 5m"):
-        FeaturePipeline({"returns": {}}, timeframes=["5min"], mtf_groups=["returns"]).transform(
-            bars, BASE)
+def test_rungs_below_the_base_use_the_minute_that_closes_with_the_bar():
+    src = SyntheticSource(days=5, seed=4).load()
+    bars, minutes = src.bars["MES"], src.fine["MES"]
+    pipe = FeaturePipeline({"returns": {"lags": [1]}}, timeframes=["1min", "5min", "1h"],
+                           mtf_groups=["returns"])
+    feats = pipe.transform(bars, BASE, fine=minutes)
+    assert "ret_1_5m" not in feats  # the working timeframe is the base features themselves
+    minute_ret = np.log(minutes["close"]).diff()
+    at = bars.index[500]
+    last_minute = minutes.index[minutes.index.searchsorted(at + BASE) - 1]
+    assert last_minute < at + BASE and feats.loc[at, "ret_1_1m"] == minute_ret.loc[last_minute]
+    # without finer bars the 1-minute rung is skipped (and reported by Phase 1)
+    assert pipe.rungs(BASE, has_fine=False) == ([pd.Timedelta("1h")], ["1m"])
+    assert "ret_1_1m" not in pipe.transform(bars, BASE)
+
+
+def test_bad_ladder_config():
     with pytest.raises(FactoryError, match=r"`features.mtf_groups` \['rsi'\]"):
         FeaturePipeline({"returns": {}}, timeframes=["1h"], mtf_groups=["rsi"])
+    with pytest.raises(FactoryError, match="repeats a timeframe"):
+        FeaturePipeline({"returns": {}}, timeframes=["1h", "60min"], mtf_groups=["returns"])
 
 
 def test_column_selection_uses_training_rows_only():

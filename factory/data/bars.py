@@ -51,6 +51,9 @@ class BarSet:
     session_minutes: float = 1380.0
     trading_days_per_year: float = 252.0
     report: dict = field(default_factory=dict)
+    # The source's own finer bars (e.g. 1-minute under 5-minute bars) when it has them: the
+    # multi-timeframe ladder uses them for rungs below the working timeframe.
+    fine: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def symbols(self) -> list[str]:

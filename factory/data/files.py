@@ -126,7 +126,7 @@ class FileSource:
         df.index = pd.RangeIndex(1, len(df) + 1)  # 1-based data rows for messages
 
         parts = self._split(df, src)
-        bars, per_symbol = {}, {}
+        bars, fine, per_symbol = {}, {}, {}
         for sym, part in parts.items():
             clean = validate_bars(
                 part, src, sym, timestamp_column=self.timestamp_column,
@@ -137,6 +137,9 @@ class FileSource:
             out = resample_bars(clean, self.timeframe, label=f"{src} [{sym}]")
             out.attrs = {}
             bars[sym] = out
+            if native is not None and native < self.timeframe:
+                clean.attrs = {}
+                fine[sym] = clean
             per_symbol[sym] = {
                 "rows": int(len(part)),
                 "nan_rows_dropped": dropped,
@@ -162,6 +165,7 @@ class FileSource:
             session_minutes=self.session_minutes,
             trading_days_per_year=self.trading_days_per_year,
             report=report,
+            fine=fine,
         )
 
     def _split(self, df: pd.DataFrame, src: str) -> dict[str, pd.DataFrame]:

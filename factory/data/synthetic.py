@@ -149,7 +149,7 @@ class SyntheticSource:
         grid = grid[session_mask(grid)]
         if grid.size == 0:
             raise FactoryError(f"`data.days={self.days}` from {self.start} holds no session")
-        bars, per_symbol = {}, {}
+        bars, fine, per_symbol = {}, {}, {}
         for sym in symbols:
             rng = np.random.default_rng([self.seed, zlib.crc32(sym.encode())])
             minute, counts = self._minutes(sym, dict(self.instruments[sym]), grid, rng)
@@ -158,6 +158,8 @@ class SyntheticSource:
                 out = validate_bars(out, "synthetic", sym)
             out.attrs = {}
             bars[sym] = out
+            if self.timeframe > pd.Timedelta(minutes=1):
+                fine[sym] = minute
             per_symbol[sym] = {**counts, "bars": int(len(out))}
         report = {
             "source": "synthetic",
@@ -174,7 +176,8 @@ class SyntheticSource:
                  self.timeframe, report["seconds"])
         return BarSet(bars=bars, instruments=instruments, timeframe=self.timeframe,
                       session_minutes=self.session_minutes,
-                      trading_days_per_year=self.trading_days_per_year, report=report)
+                      trading_days_per_year=self.trading_days_per_year, report=report,
+                      fine=fine)
 
     def _minutes(
         self, sym: str, spec: dict, grid: np.ndarray, rng: np.random.Generator

@@ -4,7 +4,9 @@ of higher timeframes, plus column selection fitted on training rows only.
 The same object computes features for training and (later) live inference, so the
 definitions live in exactly one place: the registry (:mod:`factory.features.registry`).
 
-Higher timeframes are built by resampling the symbol's base bars (stamped by open). A
+Ladder rungs equal to the working timeframe are the base features themselves; rungs below it
+come from the source's finer bars when it has them (and are skipped, and reported, when it
+does not). Higher timeframes are built by resampling the symbol's base bars (stamped by open). A
 higher-timeframe bar stamped T covers [T, T + tf) and is *complete* at T + tf; a base bar
 stamped t is known at its close t + base. Base bar t therefore sees the latest
 higher-timeframe bar with T + tf <= t + base, never the one in progress: at the 10:35 bar
@@ -92,6 +94,8 @@ class FeaturePipeline:
         if missing:
             raise FactoryError(f"`features.mtf_groups` {missing} are not in `features.groups`")
         self.timeframes = [parse_timeframe(tf, "features.timeframes") for tf in timeframes or ()]
+        if len(set(self.timeframes)) != len(self.timeframes):
+            raise FactoryError(f"`features.timeframes` repeats a timeframe: {list(timeframes)}")
         self.name = name
         self.max_correlation = max_correlation
 
@@ -103,6 +107,8 @@ class FeaturePipeline:
         """Leading base bars with at least one undefined feature (an upper bound with MTF)."""
         warm = self._group_warmup(self.groups)
         for tf in self.timeframes:
+            if tf == base:
+                continue
             ratio = int(np.ceil(tf / base))
             warm = max(warm, (self._group_warmup(self.mtf_groups) + 1) * ratio)
         return warm
@@ -123,20 +129,27 @@ class FeaturePipeline:
             columns.update(produced)
         return columns
 
-    def transform(self, bars: pd.DataFrame, base: pd.Timedelta | None = None) -> pd.DataFrame:
-        """Feature frame (float64) indexed like ``bars``; leading warm-up rows hold NaNs."""
+    def rungs(self, base: pd.Timedelta, has_fine: bool) -> tuple[list, list]:
+        """Ladder rungs computed (all but the base) and those skipped for lack of finer data."""
+        used = [tf for tf in self.timeframes if tf > base or (tf < base and has_fine)]
+        skipped = [timeframe_label(tf) for tf in self.timeframes if tf < base and not has_fine]
+        return used, skipped
+
+    def transform(self, bars: pd.DataFrame, base: pd.Timedelta | None = None,
+                  fine: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Feature frame (float64) indexed like ``bars``; leading warm-up rows hold NaNs.
+
+        ``fine``: the source's finer bars, for ladder rungs below ``base`` (a 1-minute rung
+        under 5-minute bars uses the minute that closes with each 5-minute bar).
+        """
         columns = self._compute(bars, self.groups)
         if self.timeframes:
             if base is None:
                 raise FactoryError("FeaturePipeline.transform needs the base timeframe for MTF")
             base_close = bars.index + base
-            for tf in self.timeframes:
-                if tf <= base:
-                    raise FactoryError(
-                        f"`features.timeframes` entry {timeframe_label(tf)} is not above the "
-                        f"working timeframe {timeframe_label(base)}"
-                    )
-                htf = resample_bars(bars, tf)
+            used, _ = self.rungs(base, fine is not None)
+            for tf in used:
+                htf = resample_bars(bars if tf > base else fine, tf)
                 htf_cols = self._compute(htf, self.mtf_groups)
                 # latest higher-timeframe bar complete at the base bar's close
                 pos = (htf.index + tf).searchsorted(base_close, side="right") - 1
