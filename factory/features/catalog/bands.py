@@ -1,0 +1,67 @@
+"""Channel features: Keltner and Donchian channels, distance to the rolling high / low.
+
+Bollinger %b and width live in :mod:`factory.features.catalog.core`. Rolling highs and lows
+include the current bar (``HH_n`` = max of the last n highs, ``LL_n`` = min of the last n
+lows); ATR is Wilder's (TA-Lib), EMA is TA-Lib's (SMA-seeded). Warm-up of each group (the
+first fully defined row is exactly this index), in the resolved params:
+
+* ``keltner``: ``max(periods)`` (the ATR's lookback). Channel ``EMA_n +- mult x ATR_n``:
+  ``kc_pos_{n} = (close - lower) / (upper - lower)`` (0.5 when the ATR is 0) and
+  ``kc_width_{n} = (upper - lower) / EMA_n``.
+* ``donchian``: ``max(windows) - 1``. ``dc_pos_{n} = (close - LL_n) / (HH_n - LL_n)``
+  (0.5 when the channel is flat) and ``dc_width_{n} = (HH_n - LL_n) / close``.
+* ``dist_hilo``: ``max(max(windows) - 1, atr_period)``. In ATR units:
+  ``dist_high_{n} = (HH_n - close) / ATR`` and ``dist_low_{n} = (close - LL_n) / ATR``
+  (0 when the ATR is 0, which with Wilder smoothing means every true range so far was 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import talib
+
+from factory.features.catalog.momentum import _div, _hh_ll, _hlc, _max
+from factory.features.registry import Columns, register
+
+
+@register(warmup=lambda periods, mult: _max(periods), category="bands")
+def keltner(bars: pd.DataFrame, periods: Sequence[int] = (20, 50), mult: float = 2.0) -> Columns:
+    """Keltner channel (EMA +- mult x ATR) position and width."""
+    h, lo, c = _hlc(bars)
+    out = {}
+    for n in periods:
+        mid = talib.EMA(c, timeperiod=n)
+        span = 2.0 * mult * talib.ATR(h, lo, c, timeperiod=n)
+        lower = mid - 0.5 * span
+        out[f"kc_pos_{n}"] = _div(c - lower, span, 0.5)
+        out[f"kc_width_{n}"] = span / mid
+    return out
+
+
+@register(warmup=lambda windows: _max(windows) - 1, category="bands")
+def donchian(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
+    """Donchian channel (rolling high / low) position in [0, 1] and width / close."""
+    h, lo, c = _hlc(bars)
+    out = {}
+    for n in windows:
+        hh, ll = _hh_ll(h, lo, n)
+        out[f"dc_pos_{n}"] = _div(c - ll, hh - ll, 0.5)
+        out[f"dc_width_{n}"] = (hh - ll) / c
+    return out
+
+
+@register(warmup=lambda windows, atr_period: max(_max(windows) - 1, atr_period),
+          category="bands")
+def dist_hilo(bars: pd.DataFrame, windows: Sequence[int] = (20, 50, 100),
+              atr_period: int = 14) -> Columns:
+    """Distance from close to the rolling high and to the rolling low, in ATR units."""
+    h, lo, c = _hlc(bars)
+    atr = talib.ATR(h, lo, c, timeperiod=atr_period)
+    out = {}
+    for n in windows:
+        hh, ll = _hh_ll(h, lo, n)
+        out[f"dist_high_{n}"] = _div(hh - c, atr, 0.0)
+        out[f"dist_low_{n}"] = _div(c - ll, atr, 0.0)
+    return out
