@@ -1,0 +1,688 @@
+"""Causal regime features: a Gaussian HMM filtered forward, and volatility / trend regimes.
+
+Three feature sources, all causal (a value at bar t uses bars <= t only):
+
+* :class:`HMMRegimes` - a Gaussian hidden Markov model (``hmmlearn.hmm.GaussianHMM``) fitted
+  on the **training bars only** (``fit(bars, train_mask)``), then applied with a **forward
+  filter** written here: ``alpha_t ∝ (alpha_{t-1} @ A) * b_t(o_t)``, normalised each step,
+  so ``P(state_t | o_<=t)`` never sees a later bar. hmmlearn's ``predict_proba`` /
+  ``score_samples`` are *not* used for features: they smooth with the backward pass, which
+  uses the future (the leak of the seeds' original system, which also fitted on the whole
+  series). Fitted states are reordered by ascending volatility so that state 0 is always the
+  calmest and labels never flip between runs.
+* :func:`volatility_regime` - trailing realised vol's percentile rank over a trailing
+  lookback, and a low/normal/high bucket.
+* :func:`trend_regime` - trailing least-squares trend of log close: a trend-to-noise z-score,
+  the fit's R^2, and a down/flat/up bucket.
+
+The two functions have the signature of :mod:`factory.features.core`'s groups
+(``bars, **params -> dict[str, np.ndarray]``) and are listed, with their warm-ups, in this
+module's :data:`REGISTRY` / :data:`WARMUP`. The HMM is stateful (fit on a train mask) and is
+therefore a class, serialisable to JSON with :meth:`HMMRegimes.get_state`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from factory.errors import FactoryError
+
+log = logging.getLogger(__name__)
+
+Columns = dict[str, np.ndarray]
+
+# Transition / start probabilities are floored here after fitting (rows renormalised), so no
+# state is numerically impossible and the filter always recovers from a surprise.
+PROB_FLOOR = 1e-12
+# log(realised vol) uses max(vol, VOL_FLOOR): a flat stretch (vol exactly 0) stays finite.
+# 1e-6 in log-return units is far below one tick of any listed future.
+VOL_FLOOR = 1e-6
+# Rows per block of the blocked forward filter. Fixed (never derived from the data length),
+# so blocks are anchored at the first valid bar and a prefix of the bars gives bit-identical
+# probabilities.
+FILTER_BLOCK = 512
+STATE_VERSION = 1
+_CHUNK = 16_384  # rows per chunk of trend_regime's lag sums
+
+_OBS = re.compile(r"^(ret|vol|logvol)_([1-9][0-9]*)$")
+
+
+# --------------------------------------------------------------------------------------
+# observations
+# --------------------------------------------------------------------------------------
+def _parse_observations(observations: Sequence[str]) -> list[tuple[str, int]]:
+    obs = [str(o) for o in observations]
+    if not obs:
+        raise FactoryError("`HMMRegimes.observations` is empty: use e.g. ['ret_1', 'logvol_20']")
+    parsed = []
+    for name in obs:
+        m = _OBS.match(name)
+        if m is None:
+            raise FactoryError(
+                f"unknown HMM observation {name!r}; valid: 'ret_K' (K-bar log return), "
+                "'vol_W' (trailing W-bar std of 1-bar log returns), 'logvol_W' (its log)"
+            )
+        kind, n = m.group(1), int(m.group(2))
+        if kind != "ret" and n < 2:
+            raise FactoryError(f"HMM observation {name!r}: the vol window must be >= 2")
+        parsed.append((kind, n))
+    if len(set(obs)) != len(obs):
+        raise FactoryError(f"HMM observations repeat a name: {obs}")
+    return parsed
+
+
+def _observation_warmup(parsed: Sequence[tuple[str, int]]) -> int:
+    """Leading rows where some observation is NaN (``ret_K``: K rows; vol windows W: W rows)."""
+    return max(n for _, n in parsed)
+
+
+def _observations(bars: pd.DataFrame, parsed: Sequence[tuple[str, int]]) -> np.ndarray:
+    """(n, d) float64 observation matrix; the first ``_observation_warmup`` rows hold NaNs."""
+    logc = np.log(bars["close"].to_numpy(np.float64))
+    r1 = pd.Series(logc).diff()
+    out = np.empty((len(logc), len(parsed)))
+    for j, (kind, n) in enumerate(parsed):
+        if kind == "ret":
+            col = np.full_like(logc, np.nan)
+            col[n:] = logc[n:] - logc[:-n]
+        else:  # same definition as core.volatility: rolling std (ddof=1) of 1-bar log returns
+            col = r1.rolling(n, min_periods=n).std().to_numpy()
+            if kind == "logvol":
+                with np.errstate(invalid="ignore"):
+                    col = np.log(np.maximum(col, VOL_FLOOR))
+        out[:, j] = col
+    return out
+
+
+def _segments(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in ``mask``."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(),
+                    strict=True))
+
+
+def _subsample(lengths: list[int], max_rows: int, n_chunks: int) -> list[tuple[int, int, int]]:
+    """Evenly spaced contiguous windows of the concatenated sequences, ``max_rows`` in all.
+
+    Returns (sequence, start, stop) pieces; a window crossing a sequence boundary is split.
+    """
+    total = int(sum(lengths))
+    if total <= max_rows:
+        return [(i, 0, n) for i, n in enumerate(lengths)]
+    n_chunks = max(1, min(n_chunks, max_rows))
+    size = max_rows // n_chunks
+    starts = np.linspace(0, total - size, n_chunks).round().astype(np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    pieces: list[tuple[int, int, int]] = []
+    for a in starts.tolist():
+        b = a + size
+        for i, n in enumerate(lengths):
+            lo, hi = max(a, offsets[i]), min(b, offsets[i] + n)
+            if hi > lo:
+                pieces.append((i, int(lo - offsets[i]), int(hi - offsets[i])))
+    return pieces
+
+
+# --------------------------------------------------------------------------------------
+# forward filter
+# --------------------------------------------------------------------------------------
+def gaussian_log_likelihood(x: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
+    """(n, K) log N(x_t; means_k, covars_k) for full (K, d, d) covariances.
+
+    Only elementwise numpy operations (no BLAS), so each row's value depends on that row
+    alone, bit for bit, whatever the number of rows.
+    """
+    n, d = x.shape
+    k_states = means.shape[0]
+    out = np.empty((n, k_states))
+    for k in range(k_states):
+        chol = np.linalg.cholesky(covars[k])
+        inv = np.linalg.inv(chol)  # z = inv @ (x - mu): whitened residual
+        logdet = 2.0 * np.sum(np.log(np.diag(chol)))
+        diff = [x[:, j] - means[k, j] for j in range(d)]
+        quad = np.zeros(n)
+        for i in range(d):
+            z = np.zeros(n)
+            for j in range(i + 1):
+                z = z + inv[i, j] * diff[j]
+            quad = quad + z * z
+        out[:, k] = -0.5 * (d * np.log(2.0 * np.pi) + logdet + quad)
+    return out
+
+
+def forward_filter(
+    log_b: np.ndarray, startprob: np.ndarray, transmat: np.ndarray, block: int = FILTER_BLOCK
+) -> np.ndarray:
+    """Filtered state probabilities ``P(s_t | o_0..o_t)`` of an HMM, one row per step.
+
+    ``log_b`` is (n, K) emission log-likelihoods (a row of zeros = a missing observation: the
+    step only predicts). Row 0 is ``startprob * b_0`` normalised; row t is
+    ``(alpha_{t-1} @ transmat) * b_t`` normalised. Row t uses rows <= t of ``log_b`` only.
+
+    The recursion is linear up to normalisation, so it is evaluated in fixed blocks of
+    ``block`` steps: for every block at once (vectorised) the product of its step matrices
+    ``M_t = transmat @ diag(b_t)`` is accumulated, kept row-normalised with separate row
+    scales (no under/overflow); a short loop over blocks carries ``alpha`` across block
+    boundaries; a second vectorised pass emits each row from its block's entering ``alpha``
+    and the running product. Same results as the step-by-step loop (to rounding, ~1e-15),
+    ~3x faster than the tightest pure-Python loop (1M rows, 3 states: ~1.1 s against
+    ~3.3 s; a numpy-per-step loop takes ~5 s), and bit-identical for any prefix of
+    ``log_b`` (blocks are anchored at row 0 and all arithmetic is elementwise).
+    ``transmat`` must have no zero entry (:class:`HMMRegimes` floors it at 1e-12).
+    """
+    log_b = np.asarray(log_b, dtype=np.float64)
+    n, k_states = log_b.shape
+    out = np.empty((n, k_states))
+    if n == 0:
+        return out
+    A = np.asarray(transmat, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(np.asarray(startprob, dtype=np.float64))
+    a0 = log_pi + log_b[0]
+    a0 = np.exp(a0 - np.max(a0))
+    out[0] = a0 / _sum_first(a0)
+    if n == 1:
+        return out
+    # scaled emissions: max 1 per row (a per-row constant cancels in the normalisation)
+    emis = np.exp(log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True))
+    m = n - 1
+    n_blocks = -(-m // block)
+    pad = n_blocks * block - m
+    if pad:
+        emis = np.concatenate([emis, np.ones((pad, k_states))])
+    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis
+    emis = np.ascontiguousarray(emis.reshape(n_blocks, block, k_states).transpose(1, 2, 0))
+
+    def steps():
+        """Yield (j, R, d): each block's product of steps 0..j as diag(d) @ R.
+
+        Layout: R[i, l, b] (rows i, columns l, block b), d[i, b]; rows of R sum to 1 and
+        max_i d[i, b] = 1, so nothing under- or overflows.
+        """
+        R = np.zeros((k_states, k_states, n_blocks))
+        for i in range(k_states):
+            R[i, i] = 1.0
+        d = np.ones((k_states, n_blocks))
+        for j in range(block):
+            T = R[:, 0, None, :] * A[0][None, :, None]
+            for k in range(1, k_states):
+                T = T + R[:, k, None, :] * A[k][None, :, None]
+            T = T * emis[j][None, :, :]
+            rs = _sum_first(T.transpose(1, 0, 2))  # row sums (K, B); > 0 as A is floored
+            R = T / rs[:, None, :]
+            d = d * rs
+            d = d / np.max(d, axis=0)
+            yield j, R, d
+
+    # pass 1: each block's full product; then alpha entering every block, in order
+    _, R_end, d_end = deque(steps(), maxlen=1)[0]
+    enter = np.empty((k_states, n_blocks))
+    alpha = out[0][:, None]
+    for b in range(n_blocks):
+        enter[:, b] = alpha[:, 0]
+        if b + 1 < n_blocks:
+            alpha = _combine(alpha, d_end[:, b : b + 1], R_end[:, :, b : b + 1])
+    # pass 2: every row from its block's entering alpha and the running product
+    rows = out[1:]
+    pos = np.arange(n_blocks) * block
+    for j, R, d in steps():
+        alpha_j = _combine(enter, d, R)
+        ok = pos + j < m
+        rows[pos[ok] + j] = alpha_j[:, ok].T
+    return out
+
+
+def _sum_first(x: np.ndarray) -> np.ndarray:
+    """Sum over the (short) first axis in index order, elementwise: each output element is
+    computed the same way whatever the other axes' lengths."""
+    acc = x[0].copy()
+    for p in x[1:]:
+        acc = acc + p
+    return acc
+
+
+def _combine(alpha: np.ndarray, d: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """normalise(alpha @ diag(d) @ R) per block: alpha, d (K, B); R (K, K, B) -> (K, B)."""
+    w = alpha * d
+    w = w / np.max(w, axis=0)
+    x = _sum_first(w[:, None, :] * R)
+    return x / _sum_first(x)
+
+
+# --------------------------------------------------------------------------------------
+# the HMM
+# --------------------------------------------------------------------------------------
+class HMMRegimes:
+    """Gaussian HMM regimes, fitted on training bars, applied with a causal forward filter.
+
+    Observations (computed inside from ``close``; names in ``observations``):
+
+    * ``ret_K``: K-bar log return ``log(c_t / c_{t-K})``;
+    * ``vol_W``: trailing W-bar realised vol, the std (ddof=1) of 1-bar log returns (the same
+      as ``core.volatility``);
+    * ``logvol_W``: ``log(max(vol_W, 1e-6))``.
+
+    The default ``["ret_1", "logvol_20"]`` pairs the fast signal (this bar's return: a shock
+    moves the probabilities at once) with the persistent one (the vol level). The log of vol
+    is used because vol is right-skewed and, within a regime, roughly log-normal: a Gaussian
+    emission then describes it, instead of spending a state on its upper tail. Every
+    observation is standardised with mean/std computed on the training bars only.
+
+    States are sorted by ascending volatility - the fitted mean of the first ``vol``/
+    ``logvol`` observation, or the variance of the first ``ret`` observation if there is none
+    - so ``hmm_p0`` is always the calmest state.
+
+    Parameters
+    ----------
+    n_states, covariance_type, n_iter, random_state:
+        Passed to ``hmmlearn.hmm.GaussianHMM`` (``implementation="scaling"``; refitted
+        with ``"log"`` if its scaled forward pass underflows).
+    tol:
+        EM stops when the log-likelihood gain per fitted row falls below this.
+    init:
+        ``"vol_quantiles"`` (default): start EM from the K equal-count groups of training
+        rows sorted by volatility (deterministic, fast, aimed at vol regimes; ``random_state``
+        then plays no role). ``"kmeans"``: hmmlearn's own k-means start (seeded by
+        ``random_state``; slow on large data).
+    max_fit_rows:
+        If the training bars hold more valid rows, EM runs on ``fit_chunks`` evenly spaced
+        contiguous windows of them, ``max_fit_rows`` rows in all (EM costs ~0.6 us per row
+        and iteration; the standardisation still uses every training row). ``None``: all.
+    min_covar:
+        Covariance floor in standardised units (hmmlearn's ``min_covar``).
+    clip:
+        Standardised observations are clipped to +-``clip`` (fit and transform alike): 1-bar
+        returns are fat-tailed (session-open jumps reach 60 sigma on 1-minute bars), and
+        unclipped a Gaussian HMM spends a state on them and its EM underflows. ``None``: off.
+
+    ``warmup`` leading rows of :meth:`transform` are NaN: the largest window/lag among the
+    observations (20 for the default). The filter starts at the first valid row from the
+    fitted ``startprob``.
+    """
+
+    def __init__(
+        self,
+        n_states: int = 3,
+        observations: Sequence[str] = ("ret_1", "logvol_20"),
+        covariance_type: str = "diag",
+        n_iter: int = 50,
+        random_state: int = 42,
+        tol: float = 1e-5,
+        init: str = "vol_quantiles",
+        max_fit_rows: int | None = 200_000,
+        fit_chunks: int = 20,
+        min_covar: float = 1e-3,
+        clip: float | None = 8.0,
+    ) -> None:
+        if int(n_states) < 1:
+            raise FactoryError(f"`HMMRegimes.n_states` must be >= 1, got {n_states!r}")
+        if covariance_type not in ("diag", "full", "spherical", "tied"):
+            raise FactoryError(
+                f"`HMMRegimes.covariance_type` must be one of diag, full, spherical, tied; "
+                f"got {covariance_type!r}"
+            )
+        if init not in ("vol_quantiles", "kmeans"):
+            raise FactoryError(
+                f"`HMMRegimes.init` must be 'vol_quantiles' or 'kmeans', got {init!r}"
+            )
+        self.n_states = int(n_states)
+        self.observations = [str(o) for o in observations]
+        self._parsed = _parse_observations(self.observations)
+        self.covariance_type = covariance_type
+        self.n_iter = int(n_iter)
+        self.random_state = int(random_state)
+        self.tol = float(tol)
+        self.init = init
+        self.max_fit_rows = None if max_fit_rows is None else int(max_fit_rows)
+        self.fit_chunks = int(fit_chunks)
+        self.min_covar = float(min_covar)
+        self.clip = None if clip is None else float(clip)
+        if self.clip is not None and self.clip <= 0:
+            raise FactoryError(f"`HMMRegimes.clip` must be > 0 or null, got {clip!r}")
+        self.params_: dict | None = None
+        self.fit_info_: dict = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def warmup(self) -> int:
+        """Leading bars whose HMM features are NaN."""
+        return _observation_warmup(self._parsed)
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"hmm_p{k}" for k in range(self.n_states)] + ["hmm_state"]
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.params_ is not None
+
+    def _vol_key(self) -> tuple[str, int]:
+        """('mean', j) of the first vol/logvol observation, else ('var', j) of the first ret."""
+        for j, (kind, _) in enumerate(self._parsed):
+            if kind in ("vol", "logvol"):
+                return "mean", j
+        return "var", 0
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, bars: pd.DataFrame, train_mask: np.ndarray) -> HMMRegimes:
+        """Fit on the bars where ``train_mask`` is True, and nothing else.
+
+        Each contiguous run of training bars is one sequence, and its observations are
+        computed from that run's bars alone (its first ``warmup`` rows are dropped), so no
+        bar outside the mask - not even the one just before a run - reaches the fit.
+        """
+        from hmmlearn.hmm import GaussianHMM
+
+        mask = np.asarray(train_mask)
+        if mask.dtype != bool or mask.shape != (len(bars),):
+            raise FactoryError(
+                f"HMMRegimes.fit: `train_mask` must be a boolean array of one entry per bar "
+                f"({len(bars)}), got dtype {mask.dtype} and shape {mask.shape}"
+            )
+        seqs = []
+        for a, b in _segments(mask):
+            x = _observations(bars.iloc[a:b], self._parsed)
+            x = x[np.isfinite(x).all(axis=1)]
+            if len(x):
+                seqs.append(x)
+        n_rows = sum(len(s) for s in seqs)
+        d = len(self._parsed)
+        need = max(10 * self.n_states * (d + 1), 50)
+        if n_rows < need:
+            raise FactoryError(
+                f"HMMRegimes.fit: only {n_rows} training rows with valid observations "
+                f"(after a {self.warmup}-bar warm-up per contiguous training run); need at "
+                f"least {need} for {self.n_states} states: add data or lower `n_states`"
+            )
+        allx = np.concatenate(seqs)
+        mean, std = allx.mean(axis=0), allx.std(axis=0)
+        flat = [self.observations[j] for j in np.flatnonzero(~(std > 0))]
+        if flat:
+            raise FactoryError(f"HMMRegimes.fit: observation(s) {flat} constant on the "
+                               "training bars; cannot standardise")
+        seqs = [self._clip((s - mean) / std) for s in seqs]
+        if self.max_fit_rows is not None:
+            pieces = _subsample([len(s) for s in seqs], self.max_fit_rows, self.fit_chunks)
+            seqs = [seqs[i][a:b] for i, a, b in pieces]
+        lengths = [len(s) for s in seqs]
+        X = np.concatenate(seqs)
+
+        model = GaussianHMM(
+            n_components=self.n_states, covariance_type=self.covariance_type,
+            n_iter=self.n_iter, tol=self.tol * len(X), random_state=self.random_state,
+            min_covar=self.min_covar, implementation="scaling",
+            init_params="stmc" if self.init == "kmeans" else "", params="stmc",
+        )
+        if self.init == "vol_quantiles":
+            self._quantile_init(model, X)
+        try:
+            model.fit(X, lengths)
+        except ValueError as exc:  # hmmlearn's scaled forward pass underflowed: use logs
+            log.info("HMM regimes: %s; refitting with implementation='log'", exc)
+            model.implementation = "log"
+            if self.init == "vol_quantiles":
+                self._quantile_init(model, X)
+            model.fit(X, lengths)
+
+        means = np.asarray(model.means_, dtype=np.float64)
+        covars = np.asarray(model.covars_, dtype=np.float64)  # full (K, d, d) for every type
+        how, j = self._vol_key()
+        key = means[:, j] if how == "mean" else covars[:, j, j]
+        order = np.argsort(key, kind="stable")
+        startprob = _floor_probs(np.asarray(model.startprob_)[order])
+        transmat = _floor_probs(np.asarray(model.transmat_)[np.ix_(order, order)])
+        self.params_ = {
+            "startprob": startprob,
+            "transmat": transmat,
+            "means": means[order],
+            "covars": covars[order],
+            "obs_mean": mean,
+            "obs_std": std,
+        }
+        self.fit_info_ = {
+            "train_bars": int(mask.sum()),
+            "train_rows": int(n_rows),
+            "fit_rows": int(len(X)),
+            "sequences": len(lengths),
+            "iterations": int(model.monitor_.iter),
+            "converged": bool(model.monitor_.converged),
+            "loglik_per_row": float(model.monitor_.history[-1] / len(X))
+            if model.monitor_.history else None,
+            "order": order.tolist(),
+        }
+        log.info("HMM regimes: %d states on %d training rows (%d fitted), %d EM iterations",
+                 self.n_states, n_rows, len(X), model.monitor_.iter)
+        return self
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        return x if self.clip is None else np.clip(x, -self.clip, self.clip)
+
+    def _quantile_init(self, model, X: np.ndarray) -> None:
+        """EM start: K equal-count groups of rows sorted by volatility."""
+        k, d = self.n_states, X.shape[1]
+        how, j = self._vol_key()
+        groups = np.array_split(np.argsort(X[:, j] if how == "mean" else np.abs(X[:, j]),
+                                           kind="stable"), k)
+        means = np.stack([X[g].mean(axis=0) for g in groups])
+        var = np.stack([X[g].var(axis=0) for g in groups]) + self.min_covar
+        stay = 0.95 if k > 1 else 1.0
+        model.startprob_ = np.full(k, 1.0 / k)
+        model.transmat_ = (np.full((k, k), (1.0 - stay) / max(k - 1, 1))
+                           + np.eye(k) * (stay - (1.0 - stay) / max(k - 1, 1)))
+        model.means_ = means
+        if self.covariance_type == "diag":
+            model.covars_ = var
+        elif self.covariance_type == "spherical":
+            model.covars_ = var.mean(axis=1)
+        elif self.covariance_type == "full":
+            model.covars_ = np.stack([np.diag(v) for v in var])
+        else:  # tied
+            model.covars_ = np.diag(X.var(axis=0) + self.min_covar) * np.ones((d, d))
+
+    # ------------------------------------------------------------------ transform
+    def observe(self, bars: pd.DataFrame) -> np.ndarray:
+        """(n, d) observations as the fitted model sees them: standardised, clipped."""
+        if self.params_ is None:
+            raise FactoryError("HMMRegimes.observe before fit")
+        p = self.params_
+        return self._clip((_observations(bars, self._parsed) - p["obs_mean"]) / p["obs_std"])
+
+    def transform(self, bars: pd.DataFrame) -> Columns:
+        """``hmm_p{k}`` (filtered P(state k | bars <= t)) and ``hmm_state`` (their argmax).
+
+        Rows before the first bar with valid observations are NaN.
+        """
+        if self.params_ is None:
+            raise FactoryError("HMMRegimes.transform before fit: call fit(bars, train_mask) "
+                               "or load a fitted state with HMMRegimes.from_state")
+        p = self.params_
+        n = len(bars)
+        x = self.observe(bars)
+        valid = np.isfinite(x).all(axis=1)
+        probs = np.full((n, self.n_states), np.nan)
+        first = int(np.argmax(valid)) if valid.any() else n
+        if first < n:
+            xs = x[first:]
+            log_b = gaussian_log_likelihood(np.where(np.isfinite(xs), xs, 0.0), p["means"],
+                                            p["covars"])
+            log_b[~valid[first:]] = 0.0  # a missing observation: predict only
+            A = np.maximum(p["transmat"], PROB_FLOOR)  # identity for fitted (floored) params
+            probs[first:] = forward_filter(log_b, p["startprob"], A)
+        out = {f"hmm_p{k}": probs[:, k].copy() for k in range(self.n_states)}
+        state = np.full(n, np.nan)
+        state[first:] = np.argmax(probs[first:], axis=1)
+        out["hmm_state"] = state
+        return out
+
+    def fit_transform(self, bars: pd.DataFrame, train_mask: np.ndarray) -> Columns:
+        return self.fit(bars, train_mask).transform(bars)
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict:
+        """JSON-serialisable fitted model (plain lists and floats; no pickle)."""
+        if self.params_ is None:
+            raise FactoryError("HMMRegimes.get_state before fit")
+        return {
+            "kind": "hmm_regimes",
+            "version": STATE_VERSION,
+            "config": {
+                "n_states": self.n_states, "observations": list(self.observations),
+                "covariance_type": self.covariance_type, "n_iter": self.n_iter,
+                "random_state": self.random_state, "tol": self.tol, "init": self.init,
+                "max_fit_rows": self.max_fit_rows, "fit_chunks": self.fit_chunks,
+                "min_covar": self.min_covar, "clip": self.clip,
+            },
+            "params": {k: np.asarray(v).tolist() for k, v in self.params_.items()},
+            "fit_info": dict(self.fit_info_),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> HMMRegimes:
+        """Rebuild a fitted :class:`HMMRegimes` from :meth:`get_state`'s dict."""
+        if state.get("kind") != "hmm_regimes" or state.get("version") != STATE_VERSION:
+            raise FactoryError(
+                f"not an HMMRegimes state of version {STATE_VERSION}: kind="
+                f"{state.get('kind')!r}, version={state.get('version')!r}"
+            )
+        obj = cls(**state["config"])
+        k, d = obj.n_states, len(obj.observations)
+        shapes = {"startprob": (k,), "transmat": (k, k), "means": (k, d), "covars": (k, d, d),
+                  "obs_mean": (d,), "obs_std": (d,)}
+        params = {}
+        for key, shape in shapes.items():
+            arr = np.asarray(state["params"][key], dtype=np.float64)
+            if arr.shape != shape or not np.isfinite(arr).all():
+                raise FactoryError(f"HMMRegimes state: `{key}` must be finite with shape "
+                                   f"{shape}, got shape {arr.shape}")
+            params[key] = arr
+        if (params["transmat"] < 0).any() or not np.allclose(params["transmat"].sum(1), 1.0):
+            raise FactoryError("HMMRegimes state: `transmat` rows must be probabilities")
+        obj.params_ = params
+        obj.fit_info_ = dict(state.get("fit_info", {}))
+        return obj
+
+
+def _floor_probs(p: np.ndarray) -> np.ndarray:
+    """Floor probabilities at PROB_FLOOR and renormalise along the last axis."""
+    p = np.maximum(np.asarray(p, dtype=np.float64), PROB_FLOOR)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------
+# volatility and trend regimes (plain feature groups)
+# --------------------------------------------------------------------------------------
+def volatility_regime(
+    bars: pd.DataFrame, window: int = 20, lookback: int = 1000, low: float = 1 / 3,
+    high: float = 2 / 3,
+) -> Columns:
+    """Where today's vol sits in its own recent history.
+
+    * ``vol_rank_{window}_{lookback}``: the trailing ``window``-bar realised vol (std, ddof=1,
+      of 1-bar log returns, as ``core.volatility``) ranked among its last ``lookback`` values
+      (bars t-lookback+1..t, ties averaged), scaled to [0, 1]: 0 = lowest, 1 = highest.
+    * ``vol_regime_{window}_{lookback}``: -1 (calm: rank < ``low``), 0 (normal), 1 (high:
+      rank > ``high``).
+
+    Warm-up: ``window + lookback - 1`` leading NaN rows.
+    """
+    window, lookback = int(window), int(lookback)
+    if window < 2 or lookback < 2 or not 0.0 <= low <= high <= 1.0:
+        raise FactoryError(
+            f"volatility_regime: need window >= 2, lookback >= 2 and 0 <= low <= high <= 1; "
+            f"got window={window}, lookback={lookback}, low={low}, high={high}"
+        )
+    r1 = pd.Series(np.log(bars["close"].to_numpy(np.float64))).diff()
+    vol = r1.rolling(window, min_periods=window).std()
+    rank = vol.rolling(lookback, min_periods=lookback).rank(method="average").to_numpy()
+    rank = (rank - 1.0) / (lookback - 1.0)
+    bucket = np.where(rank < low, -1.0, np.where(rank > high, 1.0, 0.0))
+    bucket[np.isnan(rank)] = np.nan
+    return {f"vol_rank_{window}_{lookback}": rank, f"vol_regime_{window}_{lookback}": bucket}
+
+
+def trend_regime(
+    bars: pd.DataFrame, window: int = 50, threshold: float = 1.0, clip: float = 10.0
+) -> Columns:
+    """Least-squares trend of log close over the trailing ``window`` bars (t-window+1..t).
+
+    * ``trend_z_{window}``: the fitted move over the window (slope x (window-1)) divided by
+      the move a driftless random walk with the window's 1-bar return std would make
+      (std x sqrt(window-1)); clipped to +-``clip`` (a noiseless line would be infinite).
+      Under a random walk its std is ~1.1.
+    * ``trend_r2_{window}``: R^2 of the line fit, in [0, 1] (0 for a flat window).
+    * ``trend_regime_{window}``: 1 (up: z >= ``threshold``), -1 (down: z <= -``threshold``),
+      0 otherwise.
+
+    Computed by elementwise sums over the window's lags (no rolling sums that drift), so a
+    value at t depends on bars t-window+1..t only. Warm-up: ``window - 1`` leading NaN rows.
+    """
+    w = int(window)
+    if w < 3 or threshold < 0 or clip <= 0:
+        raise FactoryError(f"trend_regime: need window >= 3, threshold >= 0 and clip > 0; got "
+                           f"window={window}, threshold={threshold}, clip={clip}")
+    y = np.log(bars["close"].to_numpy(np.float64))
+    n = len(y)
+    z = np.full(n, np.nan)
+    r2 = np.full(n, np.nan)
+    if n >= w:
+        m = n - w + 1
+        xbar = (w - 1) / 2.0
+        s_xx = w * (w * w - 1) / 12.0
+        num, ss_yy, ss_r = np.empty(m), np.empty(m), np.empty(m)
+        for a in range(0, m, _CHUNK):  # cache-sized row chunks; per-row arithmetic unchanged
+            b = min(a + _CHUNK, m)
+            # lag(i)[s] = y[s + i]: the window of output row s is y[s .. s + w - 1]
+            last = y[a + w - 1 : b + w - 1]
+            yc = np.empty(b - a)
+            acc_n, acc_t = np.zeros(b - a), np.zeros(b - a)
+            for i in range(w):
+                np.subtract(y[a + i : b + i], last, out=yc)
+                acc_t += yc
+                yc *= i - xbar
+                acc_n += yc
+            ybar = acc_t / w
+            acc_y = np.zeros(b - a)
+            for i in range(w):
+                np.subtract(y[a + i : b + i], last, out=yc)
+                yc -= ybar
+                yc *= yc
+                acc_y += yc
+            rbar = (last - y[a : b]) / (w - 1)
+            acc_r = np.zeros(b - a)
+            for i in range(1, w):
+                np.subtract(y[a + i : b + i], y[a + i - 1 : b + i - 1], out=yc)
+                yc -= rbar
+                yc *= yc
+                acc_r += yc
+            num[a:b], ss_yy[a:b], ss_r[a:b] = acc_n, acc_y, acc_r
+        slope = num / s_xx
+        move = slope * (w - 1)
+        noise = np.sqrt(ss_r / (w - 2)) * np.sqrt(w - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zz = np.where(noise > 0, move / noise, np.where(move == 0, 0.0,
+                                                             np.sign(move) * np.inf))
+            rr = np.where(ss_yy > 0, num * num / (s_xx * ss_yy), 0.0)
+        z[w - 1 :] = np.clip(zz, -clip, clip)
+        r2[w - 1 :] = np.clip(rr, 0.0, 1.0)
+    bucket = np.where(z >= threshold, 1.0, np.where(z <= -threshold, -1.0, 0.0))
+    bucket[np.isnan(z)] = np.nan
+    return {f"trend_z_{w}": z, f"trend_r2_{w}": r2, f"trend_regime_{w}": bucket}
+
+
+# Leading undefined bars, as a function of the group's parameters (as core.WARMUP).
+WARMUP: dict[str, Callable[..., int]] = {
+    "volatility_regime": lambda window=20, lookback=1000, low=1 / 3, high=2 / 3: (
+        int(window) + int(lookback) - 1),
+    "trend_regime": lambda window=50, threshold=1.0, clip=10.0: int(window) - 1,
+}
+
+REGISTRY: dict[str, Callable[..., Columns]] = {
+    "volatility_regime": volatility_regime,
+    "trend_regime": trend_regime,
+}
