@@ -20,14 +20,20 @@ from scipy.stats import multivariate_normal
 
 from factory.data.synthetic import SyntheticSource
 from factory.errors import FactoryError
-from factory.features.regimes import (
-    REGISTRY,
-    WARMUP,
-    HMMRegimes,
-    forward_filter,
-    trend_regime,
-    volatility_regime,
-)
+from factory.features.catalog.regime import trend_regime, volatility_regime
+from factory.features.hmm_filter import forward_filter
+from factory.features.regimes import HMMRegimes
+from factory.features.registry import catalog
+
+_GROUPS = {n: catalog()[n] for n in ("volatility_regime", "trend_regime")}
+REGISTRY = {n: g.fn for n, g in _GROUPS.items()}
+
+
+def _warmup_of(group):
+    return lambda **params: group.warmup_bars(params)
+
+
+WARMUP = {n: _warmup_of(g) for n, g in _GROUPS.items()}
 
 CUTS = [150, 777, 1500, 2001]
 REGIME_PARAMS = {"volatility_regime": {"window": 20, "lookback": 300},
@@ -386,7 +392,7 @@ def test_regime_group_bad_params():
 
 
 def test_trend_regime_is_prefix_invariant_across_chunks():
-    from factory.features.regimes import _CHUNK
+    from factory.features.catalog.regime import _CHUNK
 
     rng = np.random.default_rng(6)
     close = 3000.0 * np.exp(np.cumsum(rng.standard_normal(_CHUNK + 500) * 0.001))

@@ -1,37 +1,27 @@
-"""Causal regime features: a Gaussian HMM filtered forward, and volatility / trend regimes.
+"""Gaussian HMM regimes fitted on training bars only and applied causally.
 
-Three feature sources, all causal (a value at bar t uses bars <= t only):
-
-* :class:`HMMRegimes` - a Gaussian hidden Markov model (``hmmlearn.hmm.GaussianHMM``) fitted
-  on the **training bars only** (``fit(bars, train_mask)``), then applied with a **forward
-  filter** written here: ``alpha_t ∝ (alpha_{t-1} @ A) * b_t(o_t)``, normalised each step,
-  so ``P(state_t | o_<=t)`` never sees a later bar. hmmlearn's ``predict_proba`` /
-  ``score_samples`` are *not* used for features: they smooth with the backward pass, which
-  uses the future (the leak of the seeds' original system, which also fitted on the whole
-  series). Fitted states are reordered by ascending volatility so that state 0 is always the
-  calmest and labels never flip between runs.
-* :func:`volatility_regime` - trailing realised vol's percentile rank over a trailing
-  lookback, and a low/normal/high bucket.
-* :func:`trend_regime` - trailing least-squares trend of log close: a trend-to-noise z-score,
-  the fit's R^2, and a down/flat/up bucket.
-
-The two functions have the signature of :mod:`factory.features.core`'s groups
-(``bars, **params -> dict[str, np.ndarray]``) and are listed, with their warm-ups, in this
-module's :data:`REGISTRY` / :data:`WARMUP`. The HMM is stateful (fit on a train mask) and is
-therefore a class, serialisable to JSON with :meth:`HMMRegimes.get_state`.
+:class:`HMMRegimes` fits ``hmmlearn.hmm.GaussianHMM`` on the **training bars only**
+(``fit(bars, train_mask)``), then applies it with the **forward filter** of
+:mod:`factory.features.hmm_filter`, so ``P(state_t | o_<=t)`` never sees a later bar.
+hmmlearn's ``predict_proba`` / ``score_samples`` are *not* used for features: they smooth
+with the backward pass, which uses the future (the leak of the seeds' original system, which
+also fitted on the whole series). Fitted states are reordered by ascending volatility so
+state 0 is always the calmest and labels never flip between runs. The model serialises to
+JSON with :meth:`HMMRegimes.get_state`. The plain volatility / trend regime groups live in
+:mod:`factory.features.catalog.regime`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from factory.errors import FactoryError
+from factory.features.hmm_filter import forward_filter, gaussian_log_likelihood
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +33,7 @@ PROB_FLOOR = 1e-12
 # log(realised vol) uses max(vol, VOL_FLOOR): a flat stretch (vol exactly 0) stays finite.
 # 1e-6 in log-return units is far below one tick of any listed future.
 VOL_FLOOR = 1e-6
-# Rows per block of the blocked forward filter. Fixed (never derived from the data length),
-# so blocks are anchored at the first valid bar and a prefix of the bars gives bit-identical
-# probabilities.
-FILTER_BLOCK = 512
 STATE_VERSION = 1
-_CHUNK = 16_384  # rows per chunk of trend_regime's lag sums
 
 _OBS = re.compile(r"^(ret|vol|logvol)_([1-9][0-9]*)$")
 
@@ -129,130 +114,6 @@ def _subsample(lengths: list[int], max_rows: int, n_chunks: int) -> list[tuple[i
     return pieces
 
 
-# --------------------------------------------------------------------------------------
-# forward filter
-# --------------------------------------------------------------------------------------
-def gaussian_log_likelihood(x: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
-    """(n, K) log N(x_t; means_k, covars_k) for full (K, d, d) covariances.
-
-    Only elementwise numpy operations (no BLAS), so each row's value depends on that row
-    alone, bit for bit, whatever the number of rows.
-    """
-    n, d = x.shape
-    k_states = means.shape[0]
-    out = np.empty((n, k_states))
-    for k in range(k_states):
-        chol = np.linalg.cholesky(covars[k])
-        inv = np.linalg.inv(chol)  # z = inv @ (x - mu): whitened residual
-        logdet = 2.0 * np.sum(np.log(np.diag(chol)))
-        diff = [x[:, j] - means[k, j] for j in range(d)]
-        quad = np.zeros(n)
-        for i in range(d):
-            z = np.zeros(n)
-            for j in range(i + 1):
-                z = z + inv[i, j] * diff[j]
-            quad = quad + z * z
-        out[:, k] = -0.5 * (d * np.log(2.0 * np.pi) + logdet + quad)
-    return out
-
-
-def forward_filter(
-    log_b: np.ndarray, startprob: np.ndarray, transmat: np.ndarray, block: int = FILTER_BLOCK
-) -> np.ndarray:
-    """Filtered state probabilities ``P(s_t | o_0..o_t)`` of an HMM, one row per step.
-
-    ``log_b`` is (n, K) emission log-likelihoods (a row of zeros = a missing observation: the
-    step only predicts). Row 0 is ``startprob * b_0`` normalised; row t is
-    ``(alpha_{t-1} @ transmat) * b_t`` normalised. Row t uses rows <= t of ``log_b`` only.
-
-    The recursion is linear up to normalisation, so it is evaluated in fixed blocks of
-    ``block`` steps: for every block at once (vectorised) the product of its step matrices
-    ``M_t = transmat @ diag(b_t)`` is accumulated, kept row-normalised with separate row
-    scales (no under/overflow); a short loop over blocks carries ``alpha`` across block
-    boundaries; a second vectorised pass emits each row from its block's entering ``alpha``
-    and the running product. Same results as the step-by-step loop (to rounding, ~1e-15),
-    ~3x faster than the tightest pure-Python loop (1M rows, 3 states: ~1.1 s against
-    ~3.3 s; a numpy-per-step loop takes ~5 s), and bit-identical for any prefix of
-    ``log_b`` (blocks are anchored at row 0 and all arithmetic is elementwise).
-    ``transmat`` must have no zero entry (:class:`HMMRegimes` floors it at 1e-12).
-    """
-    log_b = np.asarray(log_b, dtype=np.float64)
-    n, k_states = log_b.shape
-    out = np.empty((n, k_states))
-    if n == 0:
-        return out
-    A = np.asarray(transmat, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        log_pi = np.log(np.asarray(startprob, dtype=np.float64))
-    a0 = log_pi + log_b[0]
-    a0 = np.exp(a0 - np.max(a0))
-    out[0] = a0 / _sum_first(a0)
-    if n == 1:
-        return out
-    # scaled emissions: max 1 per row (a per-row constant cancels in the normalisation)
-    emis = np.exp(log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True))
-    m = n - 1
-    n_blocks = -(-m // block)
-    pad = n_blocks * block - m
-    if pad:
-        emis = np.concatenate([emis, np.ones((pad, k_states))])
-    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis
-    emis = np.ascontiguousarray(emis.reshape(n_blocks, block, k_states).transpose(1, 2, 0))
-
-    def steps():
-        """Yield (j, R, d): each block's product of steps 0..j as diag(d) @ R.
-
-        Layout: R[i, l, b] (rows i, columns l, block b), d[i, b]; rows of R sum to 1 and
-        max_i d[i, b] = 1, so nothing under- or overflows.
-        """
-        R = np.zeros((k_states, k_states, n_blocks))
-        for i in range(k_states):
-            R[i, i] = 1.0
-        d = np.ones((k_states, n_blocks))
-        for j in range(block):
-            T = R[:, 0, None, :] * A[0][None, :, None]
-            for k in range(1, k_states):
-                T = T + R[:, k, None, :] * A[k][None, :, None]
-            T = T * emis[j][None, :, :]
-            rs = _sum_first(T.transpose(1, 0, 2))  # row sums (K, B); > 0 as A is floored
-            R = T / rs[:, None, :]
-            d = d * rs
-            d = d / np.max(d, axis=0)
-            yield j, R, d
-
-    # pass 1: each block's full product; then alpha entering every block, in order
-    _, R_end, d_end = deque(steps(), maxlen=1)[0]
-    enter = np.empty((k_states, n_blocks))
-    alpha = out[0][:, None]
-    for b in range(n_blocks):
-        enter[:, b] = alpha[:, 0]
-        if b + 1 < n_blocks:
-            alpha = _combine(alpha, d_end[:, b : b + 1], R_end[:, :, b : b + 1])
-    # pass 2: every row from its block's entering alpha and the running product
-    rows = out[1:]
-    pos = np.arange(n_blocks) * block
-    for j, R, d in steps():
-        alpha_j = _combine(enter, d, R)
-        ok = pos + j < m
-        rows[pos[ok] + j] = alpha_j[:, ok].T
-    return out
-
-
-def _sum_first(x: np.ndarray) -> np.ndarray:
-    """Sum over the (short) first axis in index order, elementwise: each output element is
-    computed the same way whatever the other axes' lengths."""
-    acc = x[0].copy()
-    for p in x[1:]:
-        acc = acc + p
-    return acc
-
-
-def _combine(alpha: np.ndarray, d: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """normalise(alpha @ diag(d) @ R) per block: alpha, d (K, B); R (K, K, B) -> (K, B)."""
-    w = alpha * d
-    w = w / np.max(w, axis=0)
-    x = _sum_first(w[:, None, :] * R)
-    return x / _sum_first(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -572,117 +433,3 @@ def _floor_probs(p: np.ndarray) -> np.ndarray:
     """Floor probabilities at PROB_FLOOR and renormalise along the last axis."""
     p = np.maximum(np.asarray(p, dtype=np.float64), PROB_FLOOR)
     return p / p.sum(axis=-1, keepdims=True)
-
-
-# --------------------------------------------------------------------------------------
-# volatility and trend regimes (plain feature groups)
-# --------------------------------------------------------------------------------------
-def volatility_regime(
-    bars: pd.DataFrame, window: int = 20, lookback: int = 1000, low: float = 1 / 3,
-    high: float = 2 / 3,
-) -> Columns:
-    """Where today's vol sits in its own recent history.
-
-    * ``vol_rank_{window}_{lookback}``: the trailing ``window``-bar realised vol (std, ddof=1,
-      of 1-bar log returns, as ``core.volatility``) ranked among its last ``lookback`` values
-      (bars t-lookback+1..t, ties averaged), scaled to [0, 1]: 0 = lowest, 1 = highest.
-    * ``vol_regime_{window}_{lookback}``: -1 (calm: rank < ``low``), 0 (normal), 1 (high:
-      rank > ``high``).
-
-    Warm-up: ``window + lookback - 1`` leading NaN rows.
-    """
-    window, lookback = int(window), int(lookback)
-    if window < 2 or lookback < 2 or not 0.0 <= low <= high <= 1.0:
-        raise FactoryError(
-            f"volatility_regime: need window >= 2, lookback >= 2 and 0 <= low <= high <= 1; "
-            f"got window={window}, lookback={lookback}, low={low}, high={high}"
-        )
-    r1 = pd.Series(np.log(bars["close"].to_numpy(np.float64))).diff()
-    vol = r1.rolling(window, min_periods=window).std()
-    rank = vol.rolling(lookback, min_periods=lookback).rank(method="average").to_numpy()
-    rank = (rank - 1.0) / (lookback - 1.0)
-    bucket = np.where(rank < low, -1.0, np.where(rank > high, 1.0, 0.0))
-    bucket[np.isnan(rank)] = np.nan
-    return {f"vol_rank_{window}_{lookback}": rank, f"vol_regime_{window}_{lookback}": bucket}
-
-
-def trend_regime(
-    bars: pd.DataFrame, window: int = 50, threshold: float = 1.0, clip: float = 10.0
-) -> Columns:
-    """Least-squares trend of log close over the trailing ``window`` bars (t-window+1..t).
-
-    * ``trend_z_{window}``: the fitted move over the window (slope x (window-1)) divided by
-      the move a driftless random walk with the window's 1-bar return std would make
-      (std x sqrt(window-1)); clipped to +-``clip`` (a noiseless line would be infinite).
-      Under a random walk its std is ~1.1.
-    * ``trend_r2_{window}``: R^2 of the line fit, in [0, 1] (0 for a flat window).
-    * ``trend_regime_{window}``: 1 (up: z >= ``threshold``), -1 (down: z <= -``threshold``),
-      0 otherwise.
-
-    Computed by elementwise sums over the window's lags (no rolling sums that drift), so a
-    value at t depends on bars t-window+1..t only. Warm-up: ``window - 1`` leading NaN rows.
-    """
-    w = int(window)
-    if w < 3 or threshold < 0 or clip <= 0:
-        raise FactoryError(f"trend_regime: need window >= 3, threshold >= 0 and clip > 0; got "
-                           f"window={window}, threshold={threshold}, clip={clip}")
-    y = np.log(bars["close"].to_numpy(np.float64))
-    n = len(y)
-    z = np.full(n, np.nan)
-    r2 = np.full(n, np.nan)
-    if n >= w:
-        m = n - w + 1
-        xbar = (w - 1) / 2.0
-        s_xx = w * (w * w - 1) / 12.0
-        num, ss_yy, ss_r = np.empty(m), np.empty(m), np.empty(m)
-        for a in range(0, m, _CHUNK):  # cache-sized row chunks; per-row arithmetic unchanged
-            b = min(a + _CHUNK, m)
-            # lag(i)[s] = y[s + i]: the window of output row s is y[s .. s + w - 1]
-            last = y[a + w - 1 : b + w - 1]
-            yc = np.empty(b - a)
-            acc_n, acc_t = np.zeros(b - a), np.zeros(b - a)
-            for i in range(w):
-                np.subtract(y[a + i : b + i], last, out=yc)
-                acc_t += yc
-                yc *= i - xbar
-                acc_n += yc
-            ybar = acc_t / w
-            acc_y = np.zeros(b - a)
-            for i in range(w):
-                np.subtract(y[a + i : b + i], last, out=yc)
-                yc -= ybar
-                yc *= yc
-                acc_y += yc
-            rbar = (last - y[a : b]) / (w - 1)
-            acc_r = np.zeros(b - a)
-            for i in range(1, w):
-                np.subtract(y[a + i : b + i], y[a + i - 1 : b + i - 1], out=yc)
-                yc -= rbar
-                yc *= yc
-                acc_r += yc
-            num[a:b], ss_yy[a:b], ss_r[a:b] = acc_n, acc_y, acc_r
-        slope = num / s_xx
-        move = slope * (w - 1)
-        noise = np.sqrt(ss_r / (w - 2)) * np.sqrt(w - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zz = np.where(noise > 0, move / noise, np.where(move == 0, 0.0,
-                                                             np.sign(move) * np.inf))
-            rr = np.where(ss_yy > 0, num * num / (s_xx * ss_yy), 0.0)
-        z[w - 1 :] = np.clip(zz, -clip, clip)
-        r2[w - 1 :] = np.clip(rr, 0.0, 1.0)
-    bucket = np.where(z >= threshold, 1.0, np.where(z <= -threshold, -1.0, 0.0))
-    bucket[np.isnan(z)] = np.nan
-    return {f"trend_z_{w}": z, f"trend_r2_{w}": r2, f"trend_regime_{w}": bucket}
-
-
-# Leading undefined bars, as a function of the group's parameters (as core.WARMUP).
-WARMUP: dict[str, Callable[..., int]] = {
-    "volatility_regime": lambda window=20, lookback=1000, low=1 / 3, high=2 / 3: (
-        int(window) + int(lookback) - 1),
-    "trend_regime": lambda window=50, threshold=1.0, clip=10.0: int(window) - 1,
-}
-
-REGISTRY: dict[str, Callable[..., Columns]] = {
-    "volatility_regime": volatility_regime,
-    "trend_regime": trend_regime,
-}
