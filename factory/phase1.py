@@ -23,7 +23,7 @@ from factory.data.gaps import gap_report
 from factory.dataset import Dataset
 from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
-from factory.labeling.weights import average_uniqueness
+from factory.labeling.weights import sample_weights
 from factory.splits.holdout import SPLITS, HoldoutSplit
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,25 @@ def _symbol_frame(
     return feats.iloc[rows].astype(np.float32).reset_index(drop=True), meta, report
 
 
+def _add_train_fitted(X: pd.DataFrame, meta: pd.DataFrame, barset: BarSet,
+                      features: FeaturePipeline) -> tuple[pd.DataFrame, dict]:
+    """Columns fitted on each symbol's training bars (bars up to its last training row)."""
+    fitted = features.fitted
+    if not fitted.columns:
+        return X, {}
+    extra = {name: np.full(len(X), np.nan, np.float32) for name in fitted.columns}
+    state = {}
+    for sym, rows in meta.groupby("symbol", sort=True).indices.items():
+        bars = barset.bars[sym]
+        bar_idx = meta["bar_idx"].to_numpy()[rows]
+        train_end = bar_idx[meta["split"].to_numpy()[rows] == "train"].max()
+        mask = np.arange(len(bars)) <= train_end
+        columns, state[sym] = fitted.fit_transform(bars, mask)
+        for name, values in columns.items():
+            extra[name][rows] = values[bar_idx]
+    return pd.concat([X, pd.DataFrame(extra, index=X.index)], axis=1), state
+
+
 def build_dataset(
     barset: BarSet, features: FeaturePipeline, labeler: TripleBarrierLabeler, split: HoldoutSplit
 ) -> Dataset:
@@ -91,11 +110,15 @@ def build_dataset(
     for (sym, name), rows in meta.groupby(["symbol", "split"]).indices.items():
         if name == "gap":
             continue
-        meta.loc[rows, "weight"] = average_uniqueness(
+        meta.loc[rows, "weight"] = sample_weights(
+            labeler.sample_weight,
             meta["bar_idx"].to_numpy()[rows] + 1,
             meta["exit_idx"].to_numpy()[rows],
+            barset.bars[sym]["close"].to_numpy(),
             len(barset.bars[sym]),
+            decay=labeler.time_decay,
         )
+    X, fitted_state = _add_train_fitted(X, meta, barset, features)
     kept, dropped = features.select_columns(X.iloc[np.flatnonzero(meta["split"] == "train")])
     X = X[kept]
     if any(dropped.values()):
@@ -115,6 +138,7 @@ def build_dataset(
         "feature_set": features.name,
         "warmup_bars": features.warmup_for(barset.timeframe),
         "report": {"symbols": report, "data": barset.report, "features_dropped": dropped},
+        "fitted": fitted_state,
     }
     return Dataset(X=X, meta=meta, bars=barset.bars, instruments=barset.instruments, info=info)
 

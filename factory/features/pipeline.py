@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from factory.data.resample import parse_timeframe, resample_bars
 from factory.errors import FactoryError
+from factory.features.fitted import TrainFitted
 from factory.features.registry import catalog
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class FeaturePipeline:
         Higher timeframes of the ladder (e.g. ``["15min", "1h"]``); empty for none.
     mtf_groups:
         Groups (of ``groups``) also computed on each higher timeframe; ``"all"`` for all.
+    fitted:
+        Features fitted on training bars (``{hmm: {...}, fracdiff: {...}}``), added by Phase 1
+        after the split; see :mod:`factory.features.fitted`.
     max_correlation:
         Drop a column whose absolute correlation with an already kept column exceeds this,
         measured on training rows only (None: keep all). Constant and duplicate columns
@@ -66,6 +70,7 @@ class FeaturePipeline:
         timeframes: Sequence[str] = (),
         mtf_groups: Sequence[str] | str = (),
         max_correlation: float | None = None,
+        fitted: Mapping | None = None,
     ) -> None:
         registry = catalog()
         groups = _plain(groups)
@@ -98,6 +103,7 @@ class FeaturePipeline:
             raise FactoryError(f"`features.timeframes` repeats a timeframe: {list(timeframes)}")
         self.name = name
         self.max_correlation = max_correlation
+        self.fitted = TrainFitted(**(_plain(fitted) or {}))
 
     def _group_warmup(self, names) -> int:
         registry = catalog()
@@ -105,7 +111,7 @@ class FeaturePipeline:
 
     def warmup_for(self, base: pd.Timedelta) -> int:
         """Leading base bars with at least one undefined feature (an upper bound with MTF)."""
-        warm = self._group_warmup(self.groups)
+        warm = max(self._group_warmup(self.groups), self.fitted.warmup)
         for tf in self.timeframes:
             if tf == base:
                 continue
