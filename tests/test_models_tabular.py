@@ -35,6 +35,7 @@ N_FEATURES = 8
 
 def make_model(name: str, **overrides):
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg.pop("defaults", None)  # the model's default feature set: a Hydra defaults list
     cfg.random_state = 0
     return instantiate(OmegaConf.merge(cfg, FAST.get(name, {}), overrides))
 

@@ -61,7 +61,9 @@ def test_cache_key_follows_phase1_configs_only(make_cfg):
     base = phase1_key(make_cfg())
     assert phase1_key(make_cfg("model=logistic")) == base  # models share Phase 1
     assert phase1_key(make_cfg("horizon=5")) != base
-    assert phase1_key(make_cfg("features.groups.rsi.periods=[7]")) != base
+    core = phase1_key(make_cfg("features=core"))
+    assert core != base  # the models' default set is boosting_optimal
+    assert phase1_key(make_cfg("features=core", "features.groups.rsi.periods=[7]")) != core
     assert phase1_key(make_cfg("cv.purge_bars=30")) != base
     assert phase1_key(make_cfg("data.seed=1")) != base
 

@@ -15,6 +15,7 @@ higher-timeframe bar with T + tf <= t + base, never the one in progress: at the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -173,10 +174,14 @@ class FeaturePipeline:
         std = np.nanstd(values, axis=0)
         dropped = {"constant": [c for c, s in zip(X_train.columns, std, strict=True) if s == 0]}
         candidates = [c for c in X_train.columns if c not in dropped["constant"]]
-        frame = X_train[candidates]
-        dup_mask = frame.T.duplicated()
-        dropped["duplicate"] = [c for c, d in zip(candidates, dup_mask, strict=True) if d]
-        candidates = [c for c, d in zip(candidates, dup_mask, strict=True) if not d]
+        seen: set[bytes] = set()
+        dropped["duplicate"], unique = [], []
+        for column in candidates:  # exact duplicates: identical bytes on the training rows
+            digest = hashlib.blake2b(np.ascontiguousarray(X_train[column].to_numpy()).tobytes(),
+                                     digest_size=16).digest()
+            (dropped["duplicate"] if digest in seen else unique).append(column)
+            seen.add(digest)
+        candidates = unique
         dropped["correlated"] = []
         if self.max_correlation is not None and len(candidates) > 1:
             sample = X_train[candidates]
