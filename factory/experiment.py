@@ -101,7 +101,7 @@ def run(cfg: DictConfig) -> float:
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (out_dir / "phase1_report.json").write_text(json.dumps(ds.info["report"], indent=2,
+    (out_dir / "validation_report.json").write_text(json.dumps(ds.info["report"], indent=2,
                                                            default=str))
     title = f"{cfg.get('name') or model_name} (horizon {ds.horizon})"
     plot_paths = evaluator.write_plots(out_dir / "plots", result.predictions, backtests,

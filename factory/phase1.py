@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def _symbol_frame(
     symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame,
-    base: pd.Timedelta, fine: pd.DataFrame | None = None,
+    base: pd.Timedelta, fine: pd.DataFrame | None = None, session_minutes: float = 1380.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Features and meta rows of one symbol's labelled bars, plus its report."""
     feats = features.transform(bars, base, fine=fine)
@@ -66,10 +66,10 @@ def _symbol_frame(
         "nonfinite_after_warmup": nonfinite_after_warmup,
         "rows": len(rows),
         "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
-        "gaps": gap_report(bars.index, base),
+        "gaps": gap_report(bars.index, base, break_minutes=1440.0 - session_minutes),
         "ladder_rungs_skipped": features.rungs(base, fine is not None)[1],
     }
-    return feats.iloc[rows].astype(np.float32).reset_index(drop=True), meta, report
+    return feats.iloc[rows].reset_index(drop=True), meta, report
 
 
 def _add_train_fitted(X: pd.DataFrame, meta: pd.DataFrame, barset: BarSet,
@@ -100,10 +100,11 @@ def build_dataset(
         bars = barset.bars[sym]
         labels = labeler.label(bars, barset.instruments[sym])
         x, meta, report[sym] = _symbol_frame(sym, bars, features, labels, barset.timeframe,
-                                             barset.fine.get(sym))
+                                             barset.fine.get(sym), barset.session_minutes)
         xs.append(x)
         metas.append(meta)
-    X = pd.concat(xs, ignore_index=True)
+    X = pd.concat(xs, ignore_index=True) if len(xs) > 1 else xs[0]
+    xs.clear()  # free the per-symbol frames before the next full-size step
     meta = pd.concat(metas, ignore_index=True)
     meta["split"] = split.assign(meta)
     meta["weight"] = 0.0
@@ -119,7 +120,7 @@ def build_dataset(
             decay=labeler.time_decay,
         )
     X, fitted_state = _add_train_fitted(X, meta, barset, features)
-    kept, dropped = features.select_columns(X.iloc[np.flatnonzero(meta["split"] == "train")])
+    kept, dropped = features.select_columns(X, np.flatnonzero(meta["split"] == "train"))
     X = X[kept]
     if any(dropped.values()):
         log.info("features dropped on training rows: %s",
@@ -137,9 +138,16 @@ def build_dataset(
         "timeframe_minutes": barset.timeframe / pd.Timedelta(minutes=1),
         "feature_set": features.name,
         "warmup_bars": features.warmup_for(barset.timeframe),
-        "report": {"symbols": report, "data": barset.report, "features_dropped": dropped},
+        "report": {"symbols": report, "data": barset.report, "features_dropped": dropped,
+                   "feature_warmups": features.warmups(), "features_kept": len(kept)},
         "fitted": fitted_state,
     }
+    for sym in barset.symbols:
+        rep = report[sym]
+        log.info("validation %s: %d bars, %d rows after warm-up %d, gaps %s, splits %s", sym,
+                 rep["bars"], rep["rows"], rep["warmup_bars"],
+                 {k: v for k, v in rep["gaps"].items() if k != "largest_intraday"},
+                 rep["splits"])
     return Dataset(X=X, meta=meta, bars=barset.bars, instruments=barset.instruments, info=info)
 
 

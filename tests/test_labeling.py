@@ -1,13 +1,16 @@
-"""Triple-barrier labels and uniqueness weights on hand-built paths (values worked by hand)."""
+"""Triple-barrier labels and uniqueness weights on hand-built paths (values worked by hand),
+and the compiled kernel against the numpy reference (bit for bit)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import talib
 
 from factory.data.bars import Instrument
 from factory.errors import FactoryError
+from factory.labeling.kernel import LABEL_COLUMNS, triple_barrier_fast, triple_barrier_multi
 from factory.labeling.triple_barrier import TripleBarrierLabeler, triple_barrier
 from factory.labeling.weights import average_uniqueness
 
@@ -97,3 +100,125 @@ def test_average_uniqueness_hand_computed():
     # spans [0,2], [1,3], [4,4] over 5 bars: concurrency 1,2,2,1,1
     u = average_uniqueness(np.array([0, 1, 4]), np.array([2, 3, 4]), 5)
     np.testing.assert_allclose(u, [2 / 3, 2 / 3, 1.0])
+
+
+# ----------------------------------------------------------------------------------------
+# compiled kernel == numpy reference, bit for bit
+# ----------------------------------------------------------------------------------------
+def _rough_path(n: int, seed: int):
+    """Random bars with gaps (open far from the previous close), wide and narrow ranges."""
+    rng = np.random.default_rng(seed)
+    close = 100 + np.cumsum(rng.normal(0, 0.4, n))
+    gap = rng.random(n) < 0.05
+    open_ = np.r_[close[0], close[:-1]] + np.where(gap, rng.normal(0, 2.0, n), 0.0)
+    high = np.maximum(open_, close) + rng.exponential(0.3, n)
+    low = np.minimum(open_, close) - rng.exponential(0.3, n)
+    width = np.abs(rng.normal(1.0, 0.5, n))
+    width[:5] = np.nan  # ATR warm-up: never touches, vertical exits
+    return open_, high, low, close, width
+
+
+def _assert_identical(fast: dict, ref: dict, what: str) -> None:
+    assert set(fast) == set(ref) == set(LABEL_COLUMNS)
+    for key in LABEL_COLUMNS:
+        assert fast[key].dtype == ref[key].dtype, (what, key)
+        np.testing.assert_array_equal(fast[key], ref[key], err_msg=f"{what}: {key}")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("vertical", ["zero", "sign"])
+def test_kernel_is_bit_identical_to_numpy_reference(seed, vertical):
+    o, h, lo, c, w = _rough_path(3000, seed)
+    touches = set()
+    for horizon in (1, 3, 20, 45):
+        for up_mult, dn_mult, cost in ((1.0, 1.0, 0.0), (1.5, 0.7, 0.3), (0.2, 0.2, 0.05)):
+            args = (o, h, lo, c, up_mult * w, dn_mult * w, horizon, cost, vertical)
+            ref = triple_barrier(*args)
+            _assert_identical(triple_barrier_fast(*args), ref, f"h={horizon} {up_mult}")
+            touches |= set(np.unique(ref["touch"]).tolist())
+    assert touches == {-1, 0, 1, 2}  # upper, lower, vertical and ambiguous all exercised
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 25])
+def test_kernel_short_series_match_reference(n):
+    o, h, lo, c, w = (a[:n] for a in _rough_path(30, 3))
+    for horizon in (1, 3, 4, 5):
+        ref = triple_barrier(o, h, lo, c, w, w, horizon, 0.1)
+        _assert_identical(triple_barrier_fast(o, h, lo, c, w, w, horizon, 0.1), ref, f"n={n}")
+
+
+def test_hand_built_path_through_the_kernel():
+    out = triple_barrier_fast(OPEN, HIGH, LOW, CLOSE, ONES, ONES, horizon=3)
+    np.testing.assert_array_equal(out["label"], [1, 1, -1, 0, 0, 0])
+    np.testing.assert_array_equal(out["exit_idx"], [2, 3, 4, -1, -1, -1])
+    np.testing.assert_allclose(out["ret_long"][:3], [0.01, 1 / 100.5, 99 / 101 - 1])
+
+
+def test_multi_horizon_pass_equals_one_call_per_horizon():
+    o, h, lo, c, w = _rough_path(2000, 4)
+    multi = triple_barrier_multi(o, h, lo, c, 1.5 * w, w, horizons=(20, 5, 15, 10), cost_points=0.2)
+    assert list(multi) == [5, 10, 15, 20]
+    for horizon in (5, 10, 15, 20):
+        _assert_identical(multi[horizon], triple_barrier(o, h, lo, c, 1.5 * w, w, horizon, 0.2),
+                          f"h={horizon}")
+    # a touch at bar t+7 is a vertical exit for horizon 5 and the same exit for 10 and up
+    t = int(np.flatnonzero((multi[20]["exit_idx"] - np.arange(2000) == 7)
+                           & (multi[20]["touch"] == 1))[0])
+    assert multi[5]["touch"][t] == 0 and multi[5]["exit_idx"][t] == t + 5
+    assert multi[10]["exit_idx"][t] == multi[15]["exit_idx"][t] == t + 7
+
+
+@pytest.mark.parametrize("n", [0, 3, 6, 12, 30, 500])
+def test_multi_horizon_short_series_and_threads(n):
+    """Events whose longest window runs past the data still get their shorter horizons;
+    the result does not depend on how the events are split over threads."""
+    o, h, lo, c, w = (a[:n] for a in _rough_path(500, 7))
+    for threads in (1, 3):
+        multi = triple_barrier_multi(o, h, lo, c, w, 0.8 * w, (2, 7, 11), 0.1, "sign",
+                                     threads=threads)
+        for horizon in (2, 7, 11):
+            ref = triple_barrier(o, h, lo, c, w, 0.8 * w, horizon, 0.1, "sign")
+            _assert_identical(multi[horizon], ref, f"n={n} h={horizon} threads={threads}")
+
+
+@pytest.mark.parametrize("bad", [[0], [5, -1], [], ["5"], [2.5], 0, [True]])
+def test_bad_horizons_name_the_key(bad):
+    o, h, lo, c, w = _rough_path(50, 5)
+    with pytest.raises(FactoryError, match=r"`labeling.horizons` must be a list of positive"):
+        triple_barrier_multi(o, h, lo, c, w, w, horizons=bad)
+    with pytest.raises(FactoryError, match=r"`labeling.horizons`"):
+        TripleBarrierLabeler(horizons=bad)
+
+
+def _bars(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    o, h, lo, c, _ = _rough_path(n, seed)
+    idx = pd.date_range("2024-01-02", periods=n, freq="5min", tz="UTC")
+    return pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": 1.0}, index=idx)
+
+
+MES = Instrument("MES", tick_size=0.25, point_value=5.0, commission=0.62, slippage_ticks=1)
+
+
+def test_labeler_horizons_add_suffixed_columns_and_keep_the_primary_ones():
+    bars = _bars()
+    plain = TripleBarrierLabeler(horizon=10).label(bars, MES)
+    multi = TripleBarrierLabeler(horizon=10, horizons=[5, 10, 20]).label(bars, MES)
+    pd.testing.assert_frame_equal(multi[list(plain.columns)], plain)  # unchanged for Phase 1
+    for horizon in (5, 10, 20):
+        alone = TripleBarrierLabeler(horizon=horizon).label(bars, MES)
+        for col in LABEL_COLUMNS:
+            np.testing.assert_array_equal(multi[f"{col}_h{horizon}"], alone[col], err_msg=col)
+    assert (multi["exit_idx_h20"].iloc[:14] == -1).all()  # ATR warm-up on every horizon
+    assert (multi["exit_idx_h5"].iloc[-5:] == -1).all() and multi["exit_idx_h5"].iloc[-6] >= 0
+
+
+def test_labeler_matches_numpy_reference_with_atr_widths():
+    bars = _bars(800, 6)
+    lab = TripleBarrierLabeler(horizon=12, per_symbol={"MES": {"upper_mult": 1.5}})
+    out = lab.label(bars, MES)
+    o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
+    atr = talib.ATR(h, lo, c, timeperiod=14)
+    ref = triple_barrier(o, h, lo, c, 1.5 * atr, atr, 12, MES.round_trip_cost_points)
+    ref["exit_idx"][np.isnan(atr)] = -1
+    for col in LABEL_COLUMNS:
+        np.testing.assert_array_equal(out[col].to_numpy(), ref[col], err_msg=col)

@@ -36,6 +36,16 @@ def _plain(value):
         value, DictConfig | ListConfig) else value
 
 
+def _frame(columns: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
+    """One float32 frame from the columns without a second full copy: each column is moved
+    into a preallocated column-major matrix (which pandas wraps as one block) and freed."""
+    names = list(columns)
+    matrix = np.empty((len(index), len(names)), np.float32, order="F")
+    for j, name in enumerate(names):
+        matrix[:, j] = columns.pop(name)
+    return pd.DataFrame(matrix, index=index, columns=names, copy=False)
+
+
 def timeframe_label(tf: pd.Timedelta) -> str:
     minutes = int(tf / pd.Timedelta(minutes=1))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
@@ -120,12 +130,18 @@ class FeaturePipeline:
             warm = max(warm, (self._group_warmup(self.mtf_groups) + 1) * ratio)
         return warm
 
+    def warmups(self) -> dict[str, int]:
+        """Warm-up in bars of each configured group (on its own timeframe), for the report."""
+        registry = catalog()
+        return {g: registry[g].warmup_bars(p) for g, p in self.groups.items()}
+
     @property
     def warmup(self) -> int:
         """Warm-up of the base-timeframe groups (no ladder)."""
         return self._group_warmup(self.groups)
 
     def _compute(self, bars: pd.DataFrame, names) -> dict[str, np.ndarray]:
+        """Columns of the named groups, as float32 (the dataset's dtype) to halve memory."""
         registry = catalog()
         columns: dict[str, np.ndarray] = {}
         for group in names:
@@ -133,7 +149,7 @@ class FeaturePipeline:
             dup = set(produced) & set(columns)
             if dup:
                 raise FactoryError(f"feature group '{group}' repeats columns {sorted(dup)}")
-            columns.update(produced)
+            columns.update({k: np.asarray(v, np.float32) for k, v in produced.items()})
         return columns
 
     def rungs(self, base: pd.Timedelta, has_fine: bool) -> tuple[list, list]:
@@ -144,7 +160,7 @@ class FeaturePipeline:
 
     def transform(self, bars: pd.DataFrame, base: pd.Timedelta | None = None,
                   fine: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Feature frame (float64) indexed like ``bars``; leading warm-up rows hold NaNs.
+        """Feature frame (float32) indexed like ``bars``; leading warm-up rows hold NaNs.
 
         ``fine``: the source's finer bars, for ladder rungs below ``base`` (a 1-minute rung
         under 5-minute bars uses the minute that closes with each 5-minute bar).
@@ -163,31 +179,37 @@ class FeaturePipeline:
                 valid = pos >= 0
                 suffix = timeframe_label(tf)
                 for key, values in htf_cols.items():
-                    aligned = np.full(len(bars), np.nan)
+                    aligned = np.full(len(bars), np.nan, np.float32)
                     aligned[valid] = values[pos[valid]]
                     columns[f"{key}_{suffix}"] = aligned
-        return pd.DataFrame(columns, index=bars.index)
+        return _frame(columns, bars.index)
 
-    def select_columns(self, X_train: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]]:
-        """Columns to keep, decided on training rows only, and what was dropped and why."""
-        values = X_train.to_numpy(np.float64)
-        std = np.nanstd(values, axis=0)
-        dropped = {"constant": [c for c, s in zip(X_train.columns, std, strict=True) if s == 0]}
-        candidates = [c for c in X_train.columns if c not in dropped["constant"]]
+    def select_columns(self, X: pd.DataFrame, rows: np.ndarray | None = None
+                       ) -> tuple[list[str], dict[str, list[str]]]:
+        """Columns to keep, decided on training rows only (``rows`` of ``X``; all when None),
+        and what was dropped and why. Works one column at a time: no copy of the matrix."""
+        dropped: dict[str, list[str]] = {"constant": [], "duplicate": [], "correlated": []}
         seen: set[bytes] = set()
-        dropped["duplicate"], unique = [], []
-        for column in candidates:  # exact duplicates: identical bytes on the training rows
-            digest = hashlib.blake2b(np.ascontiguousarray(X_train[column].to_numpy()).tobytes(),
+        candidates = []
+        for column in X.columns:
+            values = X[column].to_numpy()
+            values = values if rows is None else values[rows]
+            if not np.nanmax(values) > np.nanmin(values):
+                dropped["constant"].append(column)
+                continue
+            digest = hashlib.blake2b(np.ascontiguousarray(values).tobytes(),
                                      digest_size=16).digest()
-            (dropped["duplicate"] if digest in seen else unique).append(column)
+            if digest in seen:  # exact duplicate of a kept column on the training rows
+                dropped["duplicate"].append(column)
+                continue
             seen.add(digest)
-        candidates = unique
-        dropped["correlated"] = []
+            candidates.append(column)
         if self.max_correlation is not None and len(candidates) > 1:
-            sample = X_train[candidates]
-            if len(sample) > 50_000:  # deterministic thinning: every k-th training row
-                sample = sample.iloc[:: int(np.ceil(len(sample) / 50_000))]
-            corr = np.abs(np.corrcoef(sample.to_numpy(np.float64), rowvar=False))
+            n = len(X) if rows is None else len(rows)
+            step = int(np.ceil(n / 50_000))  # deterministic thinning: every k-th training row
+            sample_rows = (np.arange(n) if rows is None else rows)[::step]
+            sample = np.column_stack([X[c].to_numpy()[sample_rows] for c in candidates])
+            corr = np.abs(np.corrcoef(sample.astype(np.float64), rowvar=False))
             kept_idx: list[int] = []
             for j in range(len(candidates)):
                 if kept_idx and np.nanmax(corr[j, kept_idx]) > self.max_correlation:
