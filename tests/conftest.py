@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 # Small enough to run in seconds, large enough that every split survives purge + embargo.
+# The core feature set keeps the many end-to-end runs fast; tests/test_feature_sets.py and
+# test_default_feature_set_end_to_end cover the models' default (boosting_optimal).
 TINY = ["data.days=21", "cv.embargo_bars=100", "cv.purge_bars=20", "tracker=none",
-        "evaluation.plots=false"]
+        "evaluation.plots=false", "features=core"]
 
 
 def compose_config(tmp_path: Path, *overrides: str, tiny: bool = True) -> DictConfig:
@@ -21,6 +23,8 @@ def compose_config(tmp_path: Path, *overrides: str, tiny: bool = True) -> DictCo
     base = [f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}",
             "name=test"]
     small = list(TINY if tiny else [])
+    if any(o.startswith("features=") for o in overrides):
+        small = [o for o in small if not o.startswith("features=")]
     if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
         small = [o for o in small if not o.startswith("data.days")]  # file sources: no days
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -61,9 +61,8 @@ def test_cache_key_follows_phase1_configs_only(make_cfg):
     base = phase1_key(make_cfg())
     assert phase1_key(make_cfg("model=logistic")) == base  # models share Phase 1
     assert phase1_key(make_cfg("horizon=5")) != base
-    core = phase1_key(make_cfg("features=core"))
-    assert core != base  # the models' default set is boosting_optimal
-    assert phase1_key(make_cfg("features=core", "features.groups.rsi.periods=[7]")) != core
+    assert phase1_key(make_cfg("features.groups.rsi.periods=[7]")) != base
+    assert phase1_key(make_cfg("features=boosting_optimal")) != base
     assert phase1_key(make_cfg("cv.purge_bars=30")) != base
     assert phase1_key(make_cfg("data.seed=1")) != base
 
@@ -86,3 +85,22 @@ def test_editing_a_data_file_invalidates_the_cache(make_cfg, tmp_path):
     bars.loc[5, "volume"] += 1
     bars.to_csv(path, index=False)
     assert phase1_key(make_cfg("data=csv", f"data.path={path}")) != key
+
+
+def test_default_feature_set_end_to_end(make_cfg, tmp_path):
+    """The models' own default feature set (boosting_optimal: catalog, ladder, HMM, fracdiff)."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        default = compose("config", overrides=["model=xgboost"])
+    assert default.features.name == "boosting_optimal"
+    cfg = make_cfg("model=xgboost", "features=boosting_optimal", "data.days=28",
+                   "model.n_estimators=40")
+    run(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["info"]["n_features"] > 60 and 0.2 < metrics["val"]["accuracy"] <= 1
+    report = json.loads((tmp_path / "run" / "validation_report.json").read_text())
+    assert report["features_dropped"]["correlated"] and report["feature_warmups"]["rsi"] == 14
+    assert {"daily_break", "weekend"} <= set(report["symbols"]["MES"]["gaps"])

@@ -97,7 +97,7 @@ def run_backtest(
         }))
     trades = pd.concat(trade_frames, ignore_index=True) if trade_frames else pd.DataFrame()
     if series:
-        port = pd.concat(series, axis=1).fillna(0.0).sort_index().mean(axis=1)
+        port = pd.concat(series, axis=1, sort=True).fillna(0.0).mean(axis=1)
     else:
         port = pd.Series(dtype=float)
     return BacktestResult(portfolio_metrics(port, trades, bars_per_year), (1 + port).cumprod(),
