@@ -59,6 +59,8 @@ def _symbol_frame(
         "cost": lab["cost"].to_numpy(),
         "touch": lab["touch"].to_numpy(),
     })
+    for column in [c for c in lab.columns if c.startswith("label_h")]:
+        meta[column] = lab[column].to_numpy()  # the other horizons of the same pass
     report = {
         "bars": n,
         "warmup_bars": warm,
@@ -131,6 +133,11 @@ def build_dataset(
         report[sym]["labels"] = {
             s: sub.loc[sub["split"] == s, "label"].value_counts().sort_index().to_dict()
             for s in SPLITS
+        }
+        report[sym]["labels_by_horizon"] = {
+            column: {s: sub.loc[sub["split"] == s, column].value_counts().sort_index().to_dict()
+                     for s in SPLITS}
+            for column in sub.columns if column.startswith("label_h")
         }
     info = {
         "horizon": labeler.horizon,
