@@ -28,14 +28,16 @@ def markdown() -> str:
     for name, group in sorted(catalog().items(), key=lambda kv: (kv[1].category, kv[0])):
         columns = list(group.fn(bars))
         shown = ", ".join(f"`{c}`" for c in columns[:6]) + (" ..." if len(columns) > 6 else "")
+        definition = group.doc.replace("|", "\\|")  # a pipe would end the table cell
         rows.append(f"| {group.category} | `{name}` | {len(columns)} | {group.warmup_bars({})} "
-                    f"| {group.doc.replace('|', '\\|')} | {shown} |")
+                    f"| {definition} | {shown} |")
     total = sum(len(catalog()[n].fn(bars)) for n in catalog())
     return "\n".join([
         "# Feature catalog",
         "",
         "Generated from the registry (`python -m factory.features.describe > docs/features.md`).",
-        f"{len(catalog())} groups, {total} columns with default parameters, all causal (bars <= t).",
+        f"{len(catalog())} groups, {total} columns with default parameters, all causal "
+        "(bars <= t).",
         "Warm-up: leading bars left undefined with the defaults. Multi-timeframe versions",
         "(`features.timeframes` / `mtf_groups`) add each column again per ladder rung with the",
         "rung as suffix (`rsi_14_1h`); train-fitted columns (`hmm_p*`, `hmm_state`,",
