@@ -1,4 +1,4 @@
-"""Leakage: every core feature at bar t is a function of bars <= t only.
+"""Leakage: every registered feature group at bar t is a function of bars <= t only.
 
 Lookahead invariance: computing on bars[:t+1] and on all bars gives identical values at
 every row <= t. Adversarial: a huge spike appended after t changes nothing at or before t.
