@@ -105,3 +105,13 @@ def test_oracle_on_real_labels_wins_every_trade(make_cfg):
     assert m["sharpe"] > 5 and m["max_drawdown"] > -0.05
     # every trade's bar returns add up to its net return (marked to market, costs at entry)
     assert m["total_return"] > 0 and (res.trades["net_return"] > 0).all()
+
+
+def test_meta_labels_trade_the_primary_side():
+    pred = _pred()
+    pred["side"] = [-1, 1, -1, 1]
+    pred[["p_short", "p_flat", "p_long"]] = [[0.0, 0.2, 0.8], [0, 1, 0], [0.0, 0.1, 0.9],
+                                             [0, 1, 0]]  # take, skip, take, skip
+    res = run_backtest(pred, _bars(), BPY, threshold=0.45)
+    assert res.trades["side"].tolist() == [-1, -1]  # the primary model's sides, not "long"
+    np.testing.assert_allclose(res.trades["net_return"], [-0.03 - 0.001, -2 / 103 - 0.001])

@@ -55,3 +55,17 @@ def test_phase1_fits_on_each_symbols_training_bars(make_cfg):
         _, state = features.fitted.fit_transform(ds.bars[sym],
                                                  np.arange(len(ds.bars[sym])) <= train_end)
         assert state == ds.info["fitted"][sym]
+
+
+def test_catalog_order_does_not_depend_on_import_order():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import factory.features.catalog.{} as _\n"
+            "from factory.features.registry import catalog; print(list(catalog()))")
+    orders = {subprocess.run([sys.executable, "-c", code.format(m)], cwd=ROOT, text=True,
+                             capture_output=True, check=True).stdout
+              for m in ("regime", "wavelet", "core")}
+    assert len(orders) == 1

@@ -1,17 +1,19 @@
 """Vectorised cost-aware backtest of class probabilities, consistent with the labels.
 
 Signal at bar t: the most probable class, if it is long or short and its probability is at
-least ``threshold``. The trade enters at the open of bar t+1 and exits exactly as the
-triple-barrier label says (first barrier touch, gap fills at the open, or the close of bar
-t+horizon), so the backtest trades the event the model was trained to predict. One
-position per symbol at a time: a signal is taken only once the previous trade has exited.
-Each trade pays the instrument's round trip (commission + slippage in ticks).
+least ``threshold``. With meta-labels (a ``side`` column from the primary model), class +1
+means "take the primary side" and the trade goes that way; class 0 means stand aside. The
+trade enters at the open of bar t+1 and exits exactly as the triple-barrier label says
+(first barrier touch, gap fills at the open, or the close of bar t+horizon), so the backtest
+trades the event the model was trained to predict. One position per symbol at a time: a
+signal is taken only once the previous trade has exited. Each trade pays the instrument's
+round trip (commission + slippage in ticks).
 
-Returns are marked to market on every bar as a return on the trade's entry notional
-(one contract), so the bar-return series is honest about intratrade drawdowns. The
-portfolio holds the symbols equally weighted. Sharpe and Sortino annualise the per-bar
-series by ``sqrt(bars_per_year)`` where bars_per_year = sessions per year x bars per
-session (252 x 276 for 23-hour sessions of 5-minute bars).
+Returns are marked to market on every bar as a return on the trade's entry notional (one
+contract), so the bar-return series is honest about intratrade drawdowns. The portfolio
+holds the symbols equally weighted. Sharpe and Sortino annualise the per-bar series by
+``sqrt(bars_per_year)`` where bars_per_year = sessions per year x bars per session (252 x
+276 for 23-hour sessions of 5-minute bars).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def run_backtest(
         proba = sub[["p_short", "p_flat", "p_long"]].to_numpy()
         best = proba.argmax(axis=1)
         side = np.where(proba.max(axis=1) >= threshold, best - 1, 0)
+        if "side" in sub:  # meta-labels: class +1 means "take the primary side"
+            side = np.where(side == 1, sub["side"].to_numpy(), 0)
         t = sub["bar_idx"].to_numpy()
         exit_idx = sub["exit_idx"].to_numpy()
         pick = select_trades(t, exit_idx, side)

@@ -65,9 +65,14 @@ def register(name: str | None = None, *, warmup: Callable[..., int], category: s
 
 
 def catalog() -> dict[str, FeatureGroup]:
-    """All registered feature groups (imports every catalog module once)."""
+    """All registered feature groups (imports every catalog module once), sorted by name.
+
+    Sorted, not in registration order: that order depends on which module some caller
+    imported first, and column order feeds the greedy correlation pruning, so the same
+    config must always give the same columns.
+    """
     from factory.features import catalog as package
 
-    for info in pkgutil.iter_modules(package.__path__):
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         importlib.import_module(f"{package.__name__}.{info.name}")
-    return REGISTRY
+    return dict(sorted(REGISTRY.items()))

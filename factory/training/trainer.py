@@ -33,7 +33,8 @@ class TrainResult:
 def predict_frame(model, adapter, ds: Dataset, rows: np.ndarray) -> pd.DataFrame:
     """Prediction frame: meta columns of ``rows`` plus p_short, p_flat, p_long."""
     proba = model.predict_proba(adapter.transform(ds, rows))
-    frame = ds.meta.iloc[rows][META_COLUMNS].reset_index(drop=True)
+    extra = ["side"] if "side" in ds.meta else []  # meta-labeling: the primary model's side
+    frame = ds.meta.iloc[rows][META_COLUMNS + extra].reset_index(drop=True)
     frame[["p_short", "p_flat", "p_long"]] = proba
     return frame
 

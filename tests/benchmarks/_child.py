@@ -125,7 +125,7 @@ def phase1(tmp: str, overrides_json: str, repeats: str = "1", save: str = "0") -
     st.wrap(FeaturePipeline, "transform", "features", "features")
     st.wrap(TripleBarrierLabeler, "label", "labels", "labels")
     st.wrap(HoldoutSplit, "assign", "split+weights", None)  # runs to the end of build_dataset
-    st.wrap(p1, "average_uniqueness", "uniqueness", "uniqueness")
+    st.wrap(p1, "sample_weights", "uniqueness", "uniqueness")
     build = p1.build_dataset
 
     def build_dataset(*args, **kwargs):
