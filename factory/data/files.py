@@ -18,6 +18,7 @@ import pandas as pd
 
 from factory.data.bars import OHLCV, BarSet, make_instruments
 from factory.data.resample import infer_timeframe, parse_timeframe, resample_bars
+from factory.data.ticks import is_tick_file, ticks_to_minute_bars
 from factory.data.validate import normalise_columns, require_columns, validate_bars
 from factory.errors import FactoryError
 
@@ -113,6 +114,9 @@ class FileSource:
         ):
             name = raw.index.name or "index"
             raw = raw.reset_index().rename(columns={name: self.timestamp_column})
+        if is_tick_file(raw.columns) and len(raw):
+            raw = ticks_to_minute_bars(raw, src, self.timestamp_column, self.symbol_column,
+                                       self.timezone)
         wanted = [self.timestamp_column, *OHLCV]
         if self.symbol_column:
             wanted.append(self.symbol_column)
