@@ -59,8 +59,8 @@ def _symbol_frame(
         "cost": lab["cost"].to_numpy(),
         "touch": lab["touch"].to_numpy(),
     })
-    for column in [c for c in lab.columns if c.startswith("label_h")]:
-        meta[column] = lab[column].to_numpy()  # the other horizons of the same pass
+    for column in [c for c in lab.columns if c.startswith("label_h") or c == "side"]:
+        meta[column] = lab[column].to_numpy()  # other horizons; the meta-labels' primary side
     report = {
         "bars": n,
         "warmup_bars": warm,

@@ -104,3 +104,12 @@ def test_default_feature_set_end_to_end(make_cfg, tmp_path):
     report = json.loads((tmp_path / "run" / "validation_report.json").read_text())
     assert report["features_dropped"]["correlated"] and report["feature_warmups"]["rsi"] == 14
     assert {"daily_break", "weekend"} <= set(report["symbols"]["MES"]["gaps"])
+
+
+def test_meta_labeling_end_to_end_trades_the_primary_side(make_cfg, tmp_path):
+    cfg = make_cfg("labeling.meta={side_from: momentum, lookback: 20}", "model.n_estimators=30")
+    run(cfg)
+    pred = pd.read_parquet(tmp_path / "run" / "predictions" / "test.parquet")
+    assert set(pred["label"].unique()) <= {0, 1} and set(pred["side"].unique()) <= {-1, 1}
+    trades = pd.read_parquet(tmp_path / "run" / "predictions" / "test_trades.parquet")
+    assert set(trades["side"].unique()) == {-1, 1}  # shorts too: "take" is not "go long"
