@@ -48,6 +48,7 @@ class FeatureGroup:
 
 
 REGISTRY: dict[str, FeatureGroup] = {}
+_LOADED = False
 
 
 def register(name: str | None = None, *, warmup: Callable[..., int], category: str):
@@ -71,8 +72,11 @@ def catalog() -> dict[str, FeatureGroup]:
     imported first, and column order feeds the greedy correlation pruning, so the same
     config must always give the same columns.
     """
-    from factory.features import catalog as package
+    global _LOADED
+    if not _LOADED:  # the pipeline asks per group and rung: scan the package once
+        from factory.features import catalog as package
 
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{package.__name__}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+        _LOADED = True
     return dict(sorted(REGISTRY.items()))

@@ -29,7 +29,6 @@ second (cold and warm figures in the 1c benchmark).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
@@ -37,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from factory.errors import FactoryError
+from factory.threads import resolve_threads
 
 LABEL_COLUMNS = ("label", "exit_idx", "ret_long", "ret_short", "cost", "touch")
 MAX_THREADS = 8
@@ -150,8 +150,7 @@ def _readonly(a) -> np.ndarray:
 
 
 def _n_threads(n_events: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_THREADS, n_events // MIN_EVENTS_PER_THREAD))
+    return max(1, min(resolve_threads(), MAX_THREADS, n_events // MIN_EVENTS_PER_THREAD))
 
 
 def triple_barrier_multi(

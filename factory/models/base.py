@@ -13,26 +13,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from factory.threads import resolve_threads  # noqa: F401  (re-exported for models)
+
 N_CLASSES = 3
-
-
-def resolve_threads(n_jobs: int | None) -> int:
-    """Threads for a library call: ``-1``/``None`` = the cores this process may use.
-
-    ``os.sched_getaffinity`` respects CPU affinity and container pinning, where
-    ``os.cpu_count()`` reports the host's cores and oversubscribes.
-    """
-    if n_jobs in (-1, None):
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    return max(1, int(n_jobs))
 
 
 class BaseModel(BaseEstimator):

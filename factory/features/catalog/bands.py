@@ -22,46 +22,46 @@ from collections.abc import Sequence
 import pandas as pd
 import talib
 
-from factory.features.catalog.momentum import _div, _hh_ll, _hlc, _max
+from factory.features.catalog._common import highest_lowest, hlc, max_of, safe_div
 from factory.features.registry import Columns, register
 
 
-@register(warmup=lambda periods, mult: _max(periods), category="bands")
+@register(warmup=lambda periods, mult: max_of(periods), category="bands")
 def keltner(bars: pd.DataFrame, periods: Sequence[int] = (20, 50), mult: float = 2.0) -> Columns:
     """Keltner channel (EMA +- mult x ATR) position and width."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     out = {}
     for n in periods:
         mid = talib.EMA(c, timeperiod=n)
         span = 2.0 * mult * talib.ATR(h, lo, c, timeperiod=n)
         lower = mid - 0.5 * span
-        out[f"kc_pos_{n}"] = _div(c - lower, span, 0.5)
+        out[f"kc_pos_{n}"] = safe_div(c - lower, span, 0.5)
         out[f"kc_width_{n}"] = span / mid
     return out
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="bands")
+@register(warmup=lambda windows: max_of(windows) - 1, category="bands")
 def donchian(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Donchian channel (rolling high / low) position in [0, 1] and width / close."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     out = {}
     for n in windows:
-        hh, ll = _hh_ll(h, lo, n)
-        out[f"dc_pos_{n}"] = _div(c - ll, hh - ll, 0.5)
+        hh, ll = highest_lowest(h, lo, n)
+        out[f"dc_pos_{n}"] = safe_div(c - ll, hh - ll, 0.5)
         out[f"dc_width_{n}"] = (hh - ll) / c
     return out
 
 
-@register(warmup=lambda windows, atr_period: max(_max(windows) - 1, atr_period),
+@register(warmup=lambda windows, atr_period: max(max_of(windows) - 1, atr_period),
           category="bands")
 def dist_hilo(bars: pd.DataFrame, windows: Sequence[int] = (20, 50, 100),
               atr_period: int = 14) -> Columns:
     """Distance from close to the rolling high and to the rolling low, in ATR units."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     atr = talib.ATR(h, lo, c, timeperiod=atr_period)
     out = {}
     for n in windows:
-        hh, ll = _hh_ll(h, lo, n)
-        out[f"dist_high_{n}"] = _div(hh - c, atr, 0.0)
-        out[f"dist_low_{n}"] = _div(c - ll, atr, 0.0)
+        hh, ll = highest_lowest(h, lo, n)
+        out[f"dist_high_{n}"] = safe_div(hh - c, atr, 0.0)
+        out[f"dist_low_{n}"] = safe_div(c - ll, atr, 0.0)
     return out

@@ -14,18 +14,15 @@ import numpy as np
 import pandas as pd
 import talib
 
+from factory.features.catalog._common import max_of
 from factory.features.registry import Columns, register
-
-
-def _max(values) -> int:
-    return int(max(values)) if len(values) else 0
 
 
 def _close(bars: pd.DataFrame) -> np.ndarray:
     return bars["close"].to_numpy(np.float64)
 
 
-@register(warmup=lambda lags: _max(lags), category="returns")
+@register(warmup=lambda lags: max_of(lags), category="returns")
 def returns(bars: pd.DataFrame, lags: Sequence[int] = (1, 2, 3, 5, 10, 20)) -> Columns:
     """Log returns over several lags: ``log(close_t / close_{t-lag})``."""
     logc = np.log(_close(bars))
@@ -37,7 +34,7 @@ def returns(bars: pd.DataFrame, lags: Sequence[int] = (1, 2, 3, 5, 10, 20)) -> C
     return out
 
 
-@register(warmup=lambda windows: _max(windows), category="volatility")
+@register(warmup=lambda windows: max_of(windows), category="volatility")
 def volatility(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 60)) -> Columns:
     """Rolling standard deviation (ddof=1) of one-bar log returns, trailing window."""
     r1 = pd.Series(np.log(_close(bars))).diff()
@@ -51,7 +48,7 @@ def atr(bars: pd.DataFrame, period: int = 14) -> Columns:
     return {f"atr_{period}": talib.ATR(h, lo, c, timeperiod=period) / c}
 
 
-@register(warmup=lambda periods: _max(periods), category="momentum")
+@register(warmup=lambda periods: max_of(periods), category="momentum")
 def rsi(bars: pd.DataFrame, periods: Sequence[int] = (14,)) -> Columns:
     """Wilder RSI rescaled to [-0.5, 0.5]."""
     c = _close(bars)
@@ -78,7 +75,7 @@ def bollinger(bars: pd.DataFrame, period: int = 20, nbdev: float = 2.0) -> Colum
     return {f"bb_pctb_{period}": pct_b, f"bb_width_{period}": span / mid}
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volume")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volume")
 def volume_zscore(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Columns:
     """Z-score of log volume against its trailing mean and std (0 when the std is 0)."""
     lv = pd.Series(np.log1p(bars["volume"].to_numpy(np.float64)))

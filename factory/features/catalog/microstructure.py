@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from factory.features.catalog._common import max_of
 from factory.features.catalog.temporal import (
     SESSION_GAP_MINUTES,
     log_price,
@@ -45,10 +46,6 @@ AMIHUD_FLOOR = 1e-15
 _K = 3.0 - 2.0 * np.sqrt(2.0)
 
 
-def _max(values) -> int:
-    return int(max(values)) if len(values) else 0
-
-
 def _log_returns(bars: pd.DataFrame, gap_minutes: float) -> np.ndarray:
     """One-bar log returns, NaN at bar 0 and 0 at session starts."""
     logc = log_price(bars["close"].to_numpy(np.float64))
@@ -57,7 +54,7 @@ def _log_returns(bars: pd.DataFrame, gap_minutes: float) -> np.ndarray:
     return mask_session_gaps(r, session_starts(bars.index, gap_minutes))
 
 
-@register(warmup=lambda windows, session_gap_minutes: _max(windows), category="microstructure")
+@register(warmup=lambda windows, session_gap_minutes: max_of(windows), category="microstructure")
 def amihud(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
            session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
     """Amihud illiquidity: log of the trailing mean of |return| per unit of dollar volume."""
@@ -71,7 +68,7 @@ def amihud(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
                                   + AMIHUD_FLOOR) for w in windows}
 
 
-@register(warmup=lambda windows, session_gap_minutes: _max(windows) + 1,
+@register(warmup=lambda windows, session_gap_minutes: max_of(windows) + 1,
           category="microstructure")
 def roll_spread(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
                 session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
@@ -86,7 +83,7 @@ def roll_spread(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
     return out
 
 
-@register(warmup=lambda windows, session_gap_minutes: _max(windows), category="microstructure")
+@register(warmup=lambda windows, session_gap_minutes: max_of(windows), category="microstructure")
 def kyle_lambda(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
                 session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
     """Kyle's lambda: trailing OLS slope of return on signed volume, times mean volume."""
@@ -126,7 +123,7 @@ def corwin_schultz_spread(high: np.ndarray, low: np.ndarray, close: np.ndarray) 
     return out
 
 
-@register(warmup=lambda windows: _max(windows), category="microstructure")
+@register(warmup=lambda windows: max_of(windows), category="microstructure")
 def corwin_schultz(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Columns:
     """Trailing mean of the two-bar Corwin-Schultz high-low spread estimator."""
     spread = pd.Series(corwin_schultz_spread(*(bars[k].to_numpy(np.float64)

@@ -25,35 +25,8 @@ import numpy as np
 import pandas as pd
 import talib
 
+from factory.features.catalog._common import highest_lowest, hlc, max_of, safe_div, sma
 from factory.features.registry import Columns, register
-
-
-def _max(values) -> int:
-    return int(max(values)) if len(values) else 0
-
-
-def _hlc(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return tuple(bars[k].to_numpy(np.float64) for k in ("high", "low", "close"))
-
-
-def _div(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
-    """``num / den`` with ``fill`` where ``den == 0``; NaN wherever an input is NaN."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den == 0, fill, num / den)
-    out[np.isnan(num) | np.isnan(den)] = np.nan
-    return out
-
-
-def _sma(x: np.ndarray, n: int) -> np.ndarray:
-    """Trailing n-bar mean (TA-Lib; its wrapper skips leading NaNs). n = 1 is the identity."""
-    return x.copy() if n == 1 else talib.SMA(x, timeperiod=n)
-
-
-def _hh_ll(h: np.ndarray, lo: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Highest high and lowest low of the last n bars, the current bar included."""
-    if n == 1:
-        return h.copy(), lo.copy()
-    return talib.MAX(h, timeperiod=n), talib.MIN(lo, timeperiod=n)
 
 
 def _lagged_diff(x: np.ndarray, lag: int) -> np.ndarray:
@@ -62,7 +35,7 @@ def _lagged_diff(x: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-@register(warmup=lambda periods: _max(periods), category="momentum")
+@register(warmup=lambda periods: max_of(periods), category="momentum")
 def roc(bars: pd.DataFrame, periods: Sequence[int] = (30, 50, 100)) -> Columns:
     """Rate of change ``close_t / close_{t-p} - 1`` (the short lags live in ``returns``)."""
     c = bars["close"].to_numpy(np.float64)
@@ -74,14 +47,14 @@ def roc(bars: pd.DataFrame, periods: Sequence[int] = (30, 50, 100)) -> Columns:
     return out
 
 
-@register(warmup=lambda periods, atr_period: max(_max(periods), atr_period),
+@register(warmup=lambda periods, atr_period: max(max_of(periods), atr_period),
           category="momentum")
 def mom_atr(bars: pd.DataFrame, periods: Sequence[int] = (5, 10, 20, 50),
             atr_period: int = 14) -> Columns:
     """Price momentum in ATR units: ``(close_t - close_{t-p}) / ATR_t`` (0 when ATR is 0)."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     atr = talib.ATR(h, lo, c, timeperiod=atr_period)
-    return {f"mom_atr_{p}": _div(_lagged_diff(c, p), atr, 0.0) for p in periods}
+    return {f"mom_atr_{p}": safe_div(_lagged_diff(c, p), atr, 0.0) for p in periods}
 
 
 @register(warmup=lambda period, smooth_k, smooth_d: period + smooth_k + smooth_d - 3,
@@ -89,34 +62,34 @@ def mom_atr(bars: pd.DataFrame, periods: Sequence[int] = (5, 10, 20, 50),
 def stochastic(bars: pd.DataFrame, period: int = 14, smooth_k: int = 3,
                smooth_d: int = 3) -> Columns:
     """Slow stochastic %K and %D in [0, 1] (fast %K is 0.5 on a zero high-low range)."""
-    h, lo, c = _hlc(bars)
-    hh, ll = _hh_ll(h, lo, period)
-    slow_k = _sma(_div(c - ll, hh - ll, 0.5), smooth_k)
-    return {f"stoch_k_{period}": slow_k, f"stoch_d_{period}": _sma(slow_k, smooth_d)}
+    h, lo, c = hlc(bars)
+    hh, ll = highest_lowest(h, lo, period)
+    slow_k = sma(safe_div(c - ll, hh - ll, 0.5), smooth_k)
+    return {f"stoch_k_{period}": slow_k, f"stoch_d_{period}": sma(slow_k, smooth_d)}
 
 
-@register(warmup=lambda periods: _max(periods) - 1, category="momentum")
+@register(warmup=lambda periods: max_of(periods) - 1, category="momentum")
 def willr(bars: pd.DataFrame, periods: Sequence[int] = (14, 28)) -> Columns:
     """Williams %R / 100 in [-1, 0]: ``-(HH - close) / (HH - LL)`` (-0.5 on a zero range)."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     out = {}
     for p in periods:
-        hh, ll = _hh_ll(h, lo, p)
-        out[f"willr_{p}"] = -_div(hh - c, hh - ll, 0.5)
+        hh, ll = highest_lowest(h, lo, p)
+        out[f"willr_{p}"] = -safe_div(hh - c, hh - ll, 0.5)
     return out
 
 
-@register(warmup=lambda periods: _max(periods) - 1, category="momentum")
+@register(warmup=lambda periods: max_of(periods) - 1, category="momentum")
 def cci(bars: pd.DataFrame, periods: Sequence[int] = (20,)) -> Columns:
     """Commodity Channel Index / 100 (typical price vs its SMA over 0.015 x mean abs dev)."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     return {f"cci_{p}": talib.CCI(h, lo, c, timeperiod=p) / 100.0 for p in periods}
 
 
 @register(warmup=lambda period: 2 * period - 1, category="momentum")
 def adx(bars: pd.DataFrame, period: int = 14) -> Columns:
     """Wilder ADX, +DI and -DI (TA-Lib), each divided by 100."""
-    h, lo, c = _hlc(bars)
+    h, lo, c = hlc(bars)
     return {
         f"adx_{period}": talib.ADX(h, lo, c, timeperiod=period) / 100.0,
         f"plus_di_{period}": talib.PLUS_DI(h, lo, c, timeperiod=period) / 100.0,

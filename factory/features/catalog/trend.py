@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from factory.features.catalog.momentum import _max, _sma
+from factory.features.catalog._common import max_of, sma
 from factory.features.registry import Columns, register
 
 
@@ -38,46 +38,46 @@ def _ema(x: np.ndarray, n: int) -> np.ndarray:
     return talib.EMA(x, timeperiod=n)
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="trend")
+@register(warmup=lambda windows: max_of(windows) - 1, category="trend")
 def ma_ratio(bars: pd.DataFrame, windows: Sequence[int] = (5, 10, 20, 50, 100)) -> Columns:
     """Close relative to its SMA and EMA: ``close / MA - 1`` over several windows."""
     c = _close(bars)
     out = {}
     for n in windows:
-        out[f"sma_ratio_{n}"] = c / _sma(c, n) - 1.0
+        out[f"sma_ratio_{n}"] = c / sma(c, n) - 1.0
     for n in windows:
         out[f"ema_ratio_{n}"] = c / _ema(c, n) - 1.0
     return out
 
 
-@register(warmup=lambda windows, lag: _max(windows) - 1 + lag, category="trend")
+@register(warmup=lambda windows, lag: max_of(windows) - 1 + lag, category="trend")
 def ma_slope(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100),
              lag: int = 5) -> Columns:
     """Per-bar log slope of the SMA over ``lag`` bars: ``log(SMA_t / SMA_{t-lag}) / lag``."""
     c = _close(bars)
     out = {}
     for n in windows:
-        log_ma = np.log(_sma(c, n))
+        log_ma = np.log(sma(c, n))
         slope = np.full_like(c, np.nan)
         slope[lag:] = (log_ma[lag:] - log_ma[:-lag]) / lag
         out[f"sma_slope_{n}"] = slope
     return out
 
 
-@register(warmup=lambda pairs: _max([slow for _, slow in pairs]) - 1, category="trend")
+@register(warmup=lambda pairs: max_of([slow for _, slow in pairs]) - 1, category="trend")
 def ma_cross(bars: pd.DataFrame,
              pairs: Sequence[Sequence[int]] = ((5, 20), (10, 50), (20, 100))) -> Columns:
     """Moving-average crossover distances ``MA_fast / MA_slow - 1`` (SMA and EMA)."""
     c = _close(bars)
     out = {}
     for fast, slow in pairs:
-        out[f"sma_x_{fast}_{slow}"] = _sma(c, fast) / _sma(c, slow) - 1.0
+        out[f"sma_x_{fast}_{slow}"] = sma(c, fast) / sma(c, slow) - 1.0
     for fast, slow in pairs:
         out[f"ema_x_{fast}_{slow}"] = _ema(c, fast) / _ema(c, slow) - 1.0
     return out
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="trend")
+@register(warmup=lambda windows: max_of(windows) - 1, category="trend")
 def linreg(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100)) -> Columns:
     """Rolling OLS of close on time: slope per bar / close, and the fit's R^2."""
     c = _close(bars)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from factory.features.catalog.momentum import _max, _sma
+from factory.features.catalog._common import max_of, sma
 from factory.features.registry import Columns, register
 
 _LN2 = np.log(2.0)
@@ -71,30 +71,30 @@ def _log_returns(c: np.ndarray) -> np.ndarray:
     return r
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volatility")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
 def parkinson(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Parkinson high-low volatility per bar over trailing windows."""
     _, h, lo, _ = _ohlc(bars)
     var = np.log(h / lo) ** 2 / (4.0 * _LN2)
-    return {f"park_vol_{n}": _sqrt(_sma(var, n)) for n in windows}
+    return {f"park_vol_{n}": _sqrt(sma(var, n)) for n in windows}
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volatility")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
 def garman_klass(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Garman-Klass OHLC volatility per bar over trailing windows."""
     o, h, lo, c = _ohlc(bars)
     var = 0.5 * np.log(h / lo) ** 2 - (2.0 * _LN2 - 1.0) * np.log(c / o) ** 2
-    return {f"gk_vol_{n}": _sqrt(_sma(var, n)) for n in windows}
+    return {f"gk_vol_{n}": _sqrt(sma(var, n)) for n in windows}
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volatility")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
 def rogers_satchell(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Rogers-Satchell drift-independent volatility per bar over trailing windows."""
     var = _rs_bar(*_ohlc(bars))
-    return {f"rs_vol_{n}": _sqrt(_sma(var, n)) for n in windows}
+    return {f"rs_vol_{n}": _sqrt(sma(var, n)) for n in windows}
 
 
-@register(warmup=lambda windows: _max(windows), category="volatility")
+@register(warmup=lambda windows: max_of(windows), category="volatility")
 def yang_zhang(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Yang-Zhang volatility per bar: overnight + k open-close + (1 - k) Rogers-Satchell."""
     o, h, lo, c = _ohlc(bars)
@@ -106,28 +106,28 @@ def yang_zhang(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Col
     for n in windows:
         k = 0.34 / (1.34 + (n + 1) / (n - 1))
         var = (_sample_var(overnight, n) + k * _sample_var(open_close, n)
-               + (1.0 - k) * _sma(rs, n))
+               + (1.0 - k) * sma(rs, n))
         out[f"yz_vol_{n}"] = _sqrt(var)
     return out
 
 
-@register(warmup=lambda windows: _max(windows), category="volatility")
+@register(warmup=lambda windows: max_of(windows), category="volatility")
 def realised_vol(bars: pd.DataFrame, windows: Sequence[int] = (5, 30, 100)) -> Columns:
     """Realised volatility: sqrt of the sum of the last n squared one-bar log returns."""
     r2 = _log_returns(bars["close"].to_numpy(np.float64)) ** 2
-    return {f"rv_{n}": _sqrt(_sma(r2, n) * n) for n in windows}
+    return {f"rv_{n}": _sqrt(sma(r2, n) * n) for n in windows}
 
 
-@register(warmup=lambda vol_window, windows: vol_window + _max(windows) - 1,
+@register(warmup=lambda vol_window, windows: vol_window + max_of(windows) - 1,
           category="volatility")
 def vol_of_vol(bars: pd.DataFrame, vol_window: int = 20,
                windows: Sequence[int] = (20, 50)) -> Columns:
     """Coefficient of variation (std / mean) of the rolling per-bar realised vol."""
     r2 = _log_returns(bars["close"].to_numpy(np.float64)) ** 2
-    vol = _sqrt(_sma(r2, vol_window))
+    vol = _sqrt(sma(r2, vol_window))
     out = {}
     for n in windows:
-        std, mean = _sqrt(_sample_var(vol, n)), _sma(vol, n)
+        std, mean = _sqrt(_sample_var(vol, n)), sma(vol, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             cv = np.where(mean >= _TINY_VOL, std / mean, 0.0)
         cv[np.isnan(std) | np.isnan(mean)] = np.nan

@@ -36,6 +36,7 @@ import pandas as pd
 import talib
 from numpy.lib.stride_tricks import sliding_window_view
 
+from factory.features.catalog._common import max_of
 from factory.features.catalog.temporal import SESSION_GAP_MINUTES, session_starts
 from factory.features.registry import Columns, register
 
@@ -59,11 +60,7 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def _max(values) -> int:
-    return int(max(values)) if len(values) else 0
-
-
-@register(warmup=lambda windows: _max(windows), category="volume")
+@register(warmup=lambda windows: max_of(windows), category="volume")
 def obv(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 60)) -> Columns:
     """On-Balance-Volume change over a window divided by the window's volume."""
     close, volume = _col(bars, "close"), _col(bars, "volume")
@@ -94,7 +91,7 @@ def trailing_percentile(values: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volume")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volume")
 def volume_percentile(bars: pd.DataFrame, windows: Sequence[int] = (20, 100)) -> Columns:
     """Percentile rank of the bar's volume within its trailing window."""
     volume = _col(bars, "volume")
@@ -123,7 +120,7 @@ def session_vwap(bars: pd.DataFrame,
     return {"vwap_sess_dist": _vwap_distance(_col(bars, "close"), pv, cum_v)}
 
 
-@register(warmup=lambda windows: _max(windows) - 1, category="volume")
+@register(warmup=lambda windows: max_of(windows) - 1, category="volume")
 def rolling_vwap(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Columns:
     """Relative distance of the close to the VWAP of the trailing window."""
     volume, close = _col(bars, "volume"), _col(bars, "close")
@@ -132,7 +129,7 @@ def rolling_vwap(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Colum
             for w in windows}
 
 
-@register(warmup=lambda periods: _max(periods), category="volume")
+@register(warmup=lambda periods: max_of(periods), category="volume")
 def mfi(bars: pd.DataFrame, periods: Sequence[int] = (14, 50)) -> Columns:
     """TA-Lib Money Flow Index rescaled to [-0.5, 0.5] (0 when no money flow)."""
     high, low, close, volume = (_col(bars, k) for k in ("high", "low", "close", "volume"))
@@ -148,7 +145,7 @@ def mfi(bars: pd.DataFrame, periods: Sequence[int] = (14, 50)) -> Columns:
     return out
 
 
-@register(warmup=lambda pairs: _max([long for _, long in pairs]) - 1, category="volume")
+@register(warmup=lambda pairs: max_of([long for _, long in pairs]) - 1, category="volume")
 def volume_ratio(bars: pd.DataFrame,
                  pairs: Sequence[Sequence[int]] = ((1, 20), (5, 50), (10, 100))) -> Columns:
     """Log ratio of short to long trailing mean volume."""
