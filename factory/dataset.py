@@ -13,6 +13,8 @@ ret_long    gross return of a long trade entered at the next bar's open, exited 
 ret_short   same for a short trade
 cost        round-trip cost as a return on the entry price
 touch       1 upper, -1 lower, 0 vertical, 2 ambiguous
+barrier_up  upper / lower barrier distance as a return on the decision bar's close
+barrier_dn  (ATR x multiplier / close, known at the bar: the label's geometry)
 split       train / val / test / gap (gap = purged or embargoed)
 weight      average uniqueness within the row's symbol and split (0 for gap rows)
 =========== ============================================================================

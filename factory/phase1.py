@@ -58,6 +58,8 @@ def _symbol_frame(
         "ret_short": lab["ret_short"].to_numpy(),
         "cost": lab["cost"].to_numpy(),
         "touch": lab["touch"].to_numpy(),
+        "barrier_up": lab["barrier_up"].to_numpy(),
+        "barrier_dn": lab["barrier_dn"].to_numpy(),
     })
     for column in [c for c in lab.columns if c.startswith("label_h") or c == "side"]:
         meta[column] = lab[column].to_numpy()  # other horizons; the meta-labels' primary side

@@ -246,4 +246,8 @@ class TripleBarrierLabeler:
             cols.update({f"{k}{suffix}": v for k, v in r.items()})
             if side is not None and not suffix:
                 cols["side"] = side
+        # Barrier distances as returns on the decision bar's close: known at bar t (causal),
+        # the geometry probabilistic forecasters turn into class probabilities.
+        cols["barrier_up"] = um * width / c
+        cols["barrier_dn"] = lm * width / c
         return pd.DataFrame(cols, index=bars.index, copy=False)
