@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,16 @@ from sklearn.base import BaseEstimator
 from factory.threads import resolve_threads  # noqa: F401  (re-exported for models)
 
 N_CLASSES = 3
+
+
+@dataclass
+class PredictionOutput:
+    """What every model returns: class probabilities, plus, for probabilistic forecasters,
+    the expected return over the horizon and a confidence in [0, 1] (None otherwise)."""
+
+    proba: np.ndarray
+    expected_return: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
 
 class BaseModel(BaseEstimator):
@@ -34,6 +45,10 @@ class BaseModel(BaseEstimator):
 
     def predict_proba(self, x) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def predict_output(self, x) -> PredictionOutput:
+        """Probabilities plus any expected return / confidence the model can give."""
+        return PredictionOutput(np.asarray(self.predict_proba(x), np.float64))
 
     def feature_importance(self) -> np.ndarray | None:
         """Native importance per input feature, or None (evaluation then uses permutation)."""
