@@ -54,6 +54,14 @@ class Dataset:
     def bars_per_year(self) -> float:
         return float(self.info["bars_per_year"])
 
+    def matrix(self) -> np.ndarray:
+        """``X`` as one float32 array, converted once and shared by every adapter call."""
+        cached = self.__dict__.get("_matrix")
+        if cached is None or cached[0] is not self.X:
+            cached = (self.X, self.X.to_numpy(np.float32))
+            self.__dict__["_matrix"] = cached
+        return cached[1]
+
     def rows(self, split: str) -> np.ndarray:
         """Row positions of one split, in (symbol, time) order."""
         return np.flatnonzero(self.meta["split"].to_numpy() == split)

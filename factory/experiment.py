@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from factory.adapters.base import check_compatible
 from factory.config import build, validate
 from factory.errors import FactoryError
 from factory.models.artifacts import save_model
@@ -69,11 +70,11 @@ def run(cfg: DictConfig) -> float:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = _hydra_context()
-    ds, key, hit = load_or_build(cfg)
-
     model = build(cfg.model)
     adapter = build(cfg.adapter)
+    check_compatible(adapter.kind, model)  # fail before Phase 1, not after it
     evaluator = build(cfg.evaluation)
+    ds, key, hit = load_or_build(cfg)
     model_name = ctx.get("model") or type(model).__name__
     result = fit_predict(model, adapter, ds)
 
@@ -87,16 +88,21 @@ def run(cfg: DictConfig) -> float:
     importance = model.feature_importance()
     if importance is None:
         importance = evaluator.permutation_importance(model, adapter, ds, ds.rows("val"))
-    importance = pd.Series(np.asarray(importance, float), index=ds.feature_names)
+    importance = pd.Series(np.asarray(importance, float), index=adapter.feature_names_)
     importance.sort_values(ascending=False).to_csv(out_dir / "feature_importance.csv",
                                                    header=["importance"])
-    save_model(model, out_dir / "model", ds.feature_names,
+    history = getattr(model, "history_", None)
+    if history:  # torch models: per-epoch metrics of the shared trainer
+        pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
+    save_model(model, out_dir / "model", adapter.feature_names_,
                extra={"phase1_key": key, "horizon": ds.horizon}, adapter_state=adapter.state())
 
     metrics["info"] = {
         "model": model_name, "family": model.family, "horizon": ds.horizon,
         "phase1_key": key, "phase1_cache_hit": hit, "fit_seconds": result.fit_seconds,
-        "n_features": len(ds.feature_names), "n_train": int(len(ds.rows("train"))),
+        "n_features": len(adapter.feature_names_), "n_train": int(len(ds.rows("train"))),
+        "adapter": adapter.kind, "rows_without_window": getattr(adapter, "dropped_", {}),
+        "epochs": len(history) if history else None,
         "seconds": time.perf_counter() - started,
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

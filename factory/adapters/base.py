@@ -7,7 +7,7 @@ pairing is checked in one place (:func:`check_compatible`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,17 @@ class TabularInput:
     def __len__(self) -> int:
         return len(self.X)
 
+    def subset(self, keep: np.ndarray) -> TabularInput:
+        """The samples selected by ``keep`` (boolean mask or positions)."""
+        return replace(self, X=self.X[keep], y=None if self.y is None else self.y[keep],
+                       weight=None if self.weight is None else self.weight[keep])
+
+    def permute_feature(self, j: int, rng: np.random.Generator) -> TabularInput:
+        """A copy with column ``j`` shuffled across rows (permutation importance)."""
+        X = self.X.copy()
+        X[:, j] = rng.permutation(X[:, j])
+        return replace(self, X=X)
+
 
 def labels_to_index(labels: np.ndarray) -> np.ndarray:
     """Map labels -1/0/1 to class indices 0/1/2 (the fixed column order of probabilities)."""
@@ -41,3 +52,18 @@ def check_compatible(adapter_kind: str, model) -> None:
             f"model {type(model).__name__} takes '{kind}' input but the adapter produces "
             f"'{adapter_kind}': use `adapter={kind}` or drop the `adapter=` override"
         )
+
+
+def batches(x, batch_size: int, order: np.ndarray | None = None):
+    """Yield position arrays of ``batch_size`` over ``x`` (in ``order`` when given)."""
+    order = np.arange(len(x)) if order is None else order
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def gather(x, positions: np.ndarray) -> np.ndarray:
+    """One batch of model input: a lazy input's ``batch`` or rows of a 2-D tabular input."""
+    if hasattr(x, "batch"):
+        return x.batch(positions)
+    X = x.X if hasattr(x, "X") else x
+    return np.ascontiguousarray(X[positions], dtype=np.float32)

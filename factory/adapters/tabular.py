@@ -57,20 +57,24 @@ class TabularAdapter:
         self.scaling_ = kind
         self.center_ = self.scale_ = None
         if kind != "none":
-            fitted = SCALERS[kind]().fit(ds.X.to_numpy()[rows])
+            fitted = SCALERS[kind]().fit(ds.matrix()[rows])
             center = fitted.mean_ if kind == "standard" else fitted.center_
             self.center_ = np.asarray(center, np.float64)
             self.scale_ = np.asarray(fitted.scale_, np.float64)
+        self.feature_names_ = list(ds.X.columns)
+        self._fit_weights(ds, rows)
+        return self
+
+    def _fit_weights(self, ds: Dataset, rows: np.ndarray) -> None:
+        """Class weights and the weight scale, from the training rows' labels."""
         y = labels_to_index(ds.meta["label"].to_numpy()[rows])
         counts = np.bincount(y, minlength=3).astype(np.float64)
         if self.class_weight == "balanced":
             self.class_weight_ = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 0)
         else:
             self.class_weight_ = np.ones(3)
-        self.feature_names_ = list(ds.X.columns)
         raw = self._raw_weight(ds, rows, y)
         self.weight_scale_ = 1.0 / raw.mean() if raw.size and raw.mean() > 0 else 1.0
-        return self
 
     def _raw_weight(self, ds: Dataset, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         base = (ds.meta["weight"].to_numpy()[rows] if self.sample_weight == "uniqueness"
@@ -88,7 +92,7 @@ class TabularAdapter:
     def transform(self, ds: Dataset, rows: np.ndarray) -> TabularInput:
         y = labels_to_index(ds.meta["label"].to_numpy()[rows])
         return TabularInput(
-            X=self.transform_matrix(ds.X.to_numpy()[rows]),
+            X=self.transform_matrix(ds.matrix()[rows]),
             y=y,
             weight=(self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64),
             feature_names=self.feature_names_,
@@ -100,6 +104,7 @@ class TabularAdapter:
             return None if a is None else np.asarray(a).tolist()
 
         return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "params": {"scaler": self.scaler, "class_weight": self.class_weight,
                        "sample_weight": self.sample_weight, "clip": self.clip},
             "scaling": self.scaling_, "center": as_list(self.center_),

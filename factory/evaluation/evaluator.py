@@ -46,16 +46,19 @@ class Evaluator:
         return metrics, bt
 
     def permutation_importance(self, model, adapter, ds: Dataset, rows: np.ndarray) -> np.ndarray:
-        """Increase in log loss when each feature is shuffled (validation rows only)."""
+        """Increase in log loss when each input feature is shuffled (validation rows only).
+
+        Works on any adapter input with ``permute_feature`` (tabular columns, or a feature's
+        values across the bars that sequence windows read).
+        """
         rng = np.random.default_rng(self.seed)
         if len(rows) > self.importance_rows:
             rows = np.sort(rng.choice(rows, self.importance_rows, replace=False))
         x = adapter.transform(ds, rows)
-        base = log_loss(x.y, model.predict_proba(x.X), labels=LABELS)
-        out = np.zeros(x.X.shape[1])
-        for j in range(x.X.shape[1]):
-            shuffled = x.X.copy()
-            shuffled[:, j] = rng.permutation(shuffled[:, j])
+        base = log_loss(x.y, model.predict_proba(x), labels=LABELS)
+        out = np.zeros(len(x.feature_names))
+        for j in range(len(out)):
+            shuffled = x.permute_feature(j, rng)
             out[j] = log_loss(x.y, model.predict_proba(shuffled), labels=LABELS) - base
         return np.maximum(out, 0.0)
 

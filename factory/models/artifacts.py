@@ -6,6 +6,7 @@ imports the model class only from the ``factory.`` package, and calls its ``load
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -20,13 +21,24 @@ from factory.errors import FactoryError
 from factory.models.base import BaseModel
 
 MANIFEST = "manifest.json"
+ADAPTER = "adapter.json"
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _target(obj) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
 def _jsonable(value):
+    """JSON-able copy; callables and components become Hydra nodes (``_target_`` + kwargs)."""
+    if isinstance(value, functools.partial):
+        return {"_target_": _target(value.func), "_partial_": True,
+                **_jsonable(dict(value.keywords))}
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return {"_target_": _target(type(value)), **_jsonable(value.get_params(deep=False))}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -48,13 +60,13 @@ def save_model(model: BaseModel, path: Path, feature_names: list[str], extra: di
     path.mkdir(parents=True, exist_ok=True)
     files = list(model.save_native(path))
     if adapter_state is not None:
-        (path / "adapter.json").write_text(json.dumps(_jsonable(adapter_state), indent=2))
-        files.append("adapter.json")
+        (path / ADAPTER).write_text(json.dumps(_jsonable(adapter_state), indent=2))
+        files.append(ADAPTER)
     cls = type(model)
     manifest = {
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "family": cls.family,
-        "input_kind": cls.input_kind,
+        "family": model.family,
+        "input_kind": model.input_kind,
         "params": _jsonable(model.get_params(deep=False)),
         "state": _jsonable(model.native_state()),
         "classes": list(CLASSES),
@@ -86,3 +98,17 @@ def load_model(path: Path) -> tuple[BaseModel, dict]:
         raise FactoryError(f"{mpath}: refusing to import model class from {module!r}")
     cls = getattr(importlib.import_module(module), name)
     return cls.load_native(path, manifest["params"], manifest.get("state", {})), manifest
+
+
+def load_adapter(path: Path):
+    """The fitted adapter saved beside a model (``adapter.json``), rebuilt without refitting.
+
+    Call after :func:`load_model` (which verifies the file's hash). The class is imported
+    only from ``factory.adapters``.
+    """
+    state = json.loads((Path(path) / ADAPTER).read_text())
+    target = str(state.get("class", ""))
+    module, _, name = target.rpartition(".")
+    if not module.startswith("factory.adapters."):
+        raise FactoryError(f"{Path(path) / ADAPTER}: refusing adapter class {target!r}")
+    return getattr(importlib.import_module(module), name).from_state(state)

@@ -31,11 +31,22 @@ class TrainResult:
 
 
 def predict_frame(model, adapter, ds: Dataset, rows: np.ndarray) -> pd.DataFrame:
-    """Prediction frame: meta columns of ``rows`` plus p_short, p_flat, p_long."""
-    proba = model.predict_proba(adapter.transform(ds, rows))
+    """Prediction frame: meta columns plus p_short, p_flat, p_long (and, for probabilistic
+    models, expected_return and confidence).
+
+    Windowed adapters may predict fewer rows than asked (rows without a full window are
+    dropped and counted); the frame covers exactly the rows the input stands for.
+    """
+    x = adapter.transform(ds, rows)
+    out = model.predict_output(x)
+    rows = np.asarray(getattr(x, "rows", rows))
     extra = ["side"] if "side" in ds.meta else []  # meta-labeling: the primary model's side
     frame = ds.meta.iloc[rows][META_COLUMNS + extra].reset_index(drop=True)
-    frame[["p_short", "p_flat", "p_long"]] = proba
+    frame[["p_short", "p_flat", "p_long"]] = out.proba
+    if out.expected_return is not None:
+        frame["expected_return"] = out.expected_return
+    if out.confidence is not None:
+        frame["confidence"] = out.confidence
     return frame
 
 
@@ -50,6 +61,6 @@ def fit_predict(model, adapter, ds: Dataset, splits=("val", "test")) -> TrainRes
     model.fit(train, val)
     seconds = time.perf_counter() - t0
     log.info("fitted %s <n_train=%d, n_val=%d, features=%d, seconds=%.2f>",
-             type(model).__name__, len(train), len(val), train.X.shape[1], seconds)
+             type(model).__name__, len(train), len(val), len(train.feature_names), seconds)
     preds = {split: predict_frame(model, adapter, ds, ds.rows(split)) for split in splits}
     return TrainResult(model, adapter, preds, seconds)
