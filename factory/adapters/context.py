@@ -62,6 +62,14 @@ class ContextInput:
         valid = grid >= self.first[positions, None]
         return np.where(valid, self.closes[np.maximum(grid, 0)], np.nan)
 
+    def subset(self, keep: np.ndarray) -> ContextInput:
+        """The samples selected by ``keep`` (boolean mask or positions); closes are shared."""
+        return replace(self, first=self.first[keep], end=self.end[keep],
+                       barrier_up=self.barrier_up[keep], barrier_dn=self.barrier_dn[keep],
+                       cost=self.cost[keep], rows=self.rows[keep],
+                       y=None if self.y is None else self.y[keep],
+                       weight=None if self.weight is None else self.weight[keep])
+
     def permute_feature(self, j: int, rng: np.random.Generator) -> ContextInput:
         """A copy with the closes shuffled within each symbol (permutation importance: how
         much worse the forecaster does without the order of its price history)."""
@@ -117,14 +125,18 @@ class ContextAdapter:
         sizes = np.array([len(c) for c in series], np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         first = offsets[pd.Index(used).get_indexer(symbols)] if len(rows) else rows
+        geometry = meta[["barrier_up", "barrier_dn", "cost"]].to_numpy(np.float64)[rows]
+        if not np.isfinite(geometry).all():
+            raise FactoryError("barrier_up/barrier_dn/cost must be finite on every row for "
+                               "`adapter=context` (rows inside the ATR warm-up?)")
         return ContextInput(
             closes=np.concatenate(series) if series else np.zeros(0),
             first=first,
             end=first + meta["bar_idx"].to_numpy(np.int64)[rows],
             context_len=self.context_len,
-            barrier_up=meta["barrier_up"].to_numpy(np.float64)[rows],
-            barrier_dn=meta["barrier_dn"].to_numpy(np.float64)[rows],
-            cost=meta["cost"].to_numpy(np.float64)[rows],
+            barrier_up=geometry[:, 0],
+            barrier_dn=geometry[:, 1],
+            cost=geometry[:, 2],
             horizon=ds.horizon,
             y=labels_to_index(meta["label"].to_numpy()[rows]),
             weight=np.ones(len(rows)),
