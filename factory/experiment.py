@@ -18,9 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.adapters.base import check_compatible
 from factory.config import build, validate
+from factory.ensemble.runner import run_ensemble
 from factory.errors import FactoryError
 from factory.models.artifacts import save_model
 from factory.phase1 import load_or_build
+from factory.training.cross_validation import returns_of, run_cross_validation
+from factory.training.oof_store import OOFStore, model_key
 from factory.training.trainer import fit_predict
 
 log = logging.getLogger(__name__)
@@ -63,27 +66,44 @@ def objective_value(metrics: dict, objective: str) -> float:
     return float("nan") if value is None else float(value)
 
 
-def run(cfg: DictConfig) -> float:
-    """Run one experiment; return the objective value."""
-    validate(cfg)
-    started = time.perf_counter()
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = _hydra_context()
-    model = build(cfg.model)
-    adapter = build(cfg.adapter)
-    check_compatible(adapter.kind, model)  # fail before Phase 1, not after it
-    evaluator = build(cfg.evaluation)
-    ds, key, hit = load_or_build(cfg)
-    model_name = ctx.get("model") or type(model).__name__
-    result = fit_predict(model, adapter, ds)
-
+def evaluate_splits(evaluator, ds, predictions: dict[str, pd.DataFrame],
+                    out_dir: Path) -> tuple[dict, dict]:
+    """Metrics and backtest per split; writes predictions, trades and per-bar returns."""
     metrics, backtests = {}, {}
-    (out_dir / "predictions").mkdir(exist_ok=True)
-    for split, pred in result.predictions.items():
+    for split, pred in predictions.items():
         metrics[split], backtests[split] = evaluator.evaluate(pred, ds)
         pred.to_parquet(out_dir / "predictions" / f"{split}.parquet", index=False)
         backtests[split].trades.to_parquet(out_dir / "predictions" / f"{split}_trades.parquet")
+        returns_of(backtests[split].equity).to_frame().to_parquet(
+            out_dir / "predictions" / f"{split}_returns.parquet")
+    return metrics, backtests
+
+
+def run(cfg: DictConfig) -> float:
+    """Run one experiment (a model, or an ensemble of models); return the objective value."""
+    validate(cfg)
+    started = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    ctx = _hydra_context()
+    evaluator = build(cfg.evaluation)
+    if "_target_" in cfg.ensemble:
+        return _run_ensemble(cfg, evaluator, out_dir, ctx, started)
+    model = build(cfg.model)
+    adapter = build(cfg.adapter)
+    check_compatible(adapter.kind, model)  # fail before Phase 1, not after it
+    ds, key, hit = load_or_build(cfg)
+    model_name = ctx.get("model") or type(model).__name__
+    cv_metrics, oof = None, None
+    if hasattr(build(cfg.cv), "split"):  # k-fold cv: out-of-fold predictions first
+        cv_metrics, oof = run_cross_validation(cfg, ds, evaluator, out_dir)
+    result = fit_predict(model, adapter, ds)
+    metrics, backtests = evaluate_splits(evaluator, ds, result.predictions, out_dir)
+    if cv_metrics is not None:
+        metrics["cv"] = cv_metrics
+        OOFStore(cfg.paths.cache_dir).store(
+            key, model_key(cfg), model_name, {"oof": oof, **result.predictions},
+            {"model_config": OmegaConf.to_container(cfg.model, resolve=True), "cv": cv_metrics})
 
     importance = model.feature_importance()
     if importance is None:
@@ -103,23 +123,67 @@ def run(cfg: DictConfig) -> float:
         "n_features": len(adapter.feature_names_), "n_train": int(len(ds.rows("train"))),
         "adapter": adapter.kind, "rows_without_window": getattr(adapter, "dropped_", {}),
         "epochs": len(history) if history else None,
-        "seconds": time.perf_counter() - started,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return _finish(cfg, ds, evaluator, out_dir, metrics, result.predictions, backtests,
+                   importance, model_name, [model_name, model.family], ctx, started)
+
+
+def _finish(cfg, ds, evaluator, out_dir: Path, metrics: dict, predictions: dict,
+            backtests: dict, importance, name: str, tags: list[str], ctx: dict,
+            started: float) -> float:
+    """Shared tail of every run: metrics.json, config, report, plots, tracker, summary."""
+    metrics["info"]["seconds"] = time.perf_counter() - started
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (out_dir / "validation_report.json").write_text(json.dumps(ds.info["report"], indent=2,
                                                            default=str))
-    title = f"{cfg.get('name') or model_name} (horizon {ds.horizon})"
-    plot_paths = evaluator.write_plots(out_dir / "plots", result.predictions, backtests,
-                                       importance, title)
-
+    shown = name if "_target_" in cfg.ensemble else (cfg.get("name") or name)
+    title = f"{shown} (horizon {ds.horizon})"
+    plot_paths = evaluator.write_plots(out_dir / "plots", predictions, backtests, importance,
+                                       title)
     tracker = build(cfg.tracker)
     tracker.start(out_dir, OmegaConf.to_container(cfg, resolve=True), name=title,
-                  tags=[model_name, model.family, f"h{ds.horizon}"], group=ctx.get("group"))
+                  tags=[*tags, f"h{ds.horizon}"], group=ctx.get("group"))
     tracker.log_metrics({k: v for k, v in metrics.items() if k in ("val", "test")})
     tracker.log_images(plot_paths)
     tracker.finish()
-
     log.info("%s", summary_table(metrics, title))
     log.info("run directory: %s", out_dir)
     return objective_value(metrics, str(cfg.objective))
+
+
+def _run_ensemble(cfg, evaluator, out_dir: Path, ctx: dict, started: float) -> float:
+    """Base models (cached OOF or produced now) -> combiner -> the standard outputs plus the
+    base-vs-ensemble table, diversity matrices and ablation."""
+    ds, key, hit = load_or_build(cfg)  # the reference dataset: splits and regime features
+    res = run_ensemble(cfg, ds, evaluator)
+    spec = res["spec"]
+    metrics, backtests = evaluate_splits(evaluator, ds, res["predictions"], out_dir)
+    table = {"ensemble": {f"{s}.{k}": metrics[s].get(k) for s in ("val", "test")
+                          for k in SUMMARY_KEYS}}
+    for name, preds in res["base"].items():
+        base = {s: evaluator.evaluate(p, ds)[0] for s, p in preds.items()}
+        table[name] = {f"{s}.{k}": base[s].get(k) for s in ("val", "test") for k in SUMMARY_KEYS}
+    report = pd.DataFrame(table).T
+    report.index.name = "model"
+    report.to_csv(out_dir / "ensemble_report.csv")
+    pd.DataFrame(res["diversity"]["correlation"]).to_csv(out_dir / "diversity_correlation.csv")
+    pd.DataFrame(res["diversity"]["disagreement"]).to_csv(out_dir / "diversity_disagreement.csv")
+    (out_dir / "model").mkdir(exist_ok=True)
+    (out_dir / "model" / "ensemble.json").write_text(json.dumps(
+        {"method": spec.method, "base_models": spec.base_models, "phase1_key": key,
+         "combiner": res["combiner"].state()}, indent=2, default=float))
+    describe = res["combiner"].describe(spec.base_models)
+    metrics["ensemble"] = {"method": spec.method, "meta_learner": spec.meta_learner
+                           if spec.method != "voting" else spec.voting,
+                           "base_models": spec.base_models, "n_fit_rows": res["n_fit_rows"],
+                           "combiner": describe, "ablation": res["ablation"],
+                           "diversity": res["diversity"], "base": table}
+    metrics["info"] = {"model": spec.name, "family": "ensemble", "horizon": ds.horizon,
+                       "phase1_key": key, "phase1_cache_hit": hit, "n_train": res["n_fit_rows"]}
+    cols = [c for c in report.columns if c.split(".")[1] in ("f1_macro", "log_loss", "sharpe")]
+    log.info("base models vs %s (%s):\n%s", spec.name, metrics["ensemble"]["meta_learner"],
+             report[cols].to_string(float_format=lambda v: f"{v:.4f}"))
+    weights = pd.Series(describe["weights"], dtype=float)
+    return _finish(cfg, ds, evaluator, out_dir, metrics, res["predictions"], backtests,
+                   weights.abs(), spec.name, [spec.name, "ensemble"], ctx, started)

@@ -168,7 +168,10 @@ def phase1_key(cfg: DictConfig) -> str:
     """
     source = build(cfg.data)
     content = source.fingerprint() if hasattr(source, "fingerprint") else None
-    return config_hash(PHASE1_VERSION, cfg.data, cfg.features, cfg.labeling, cfg.cv, content)
+    # only the holdout cut shapes the dataset: k-fold settings (n_splits, ...) do not, so a
+    # `cv=purged_kfold` run shares the `cv=holdout` cache entry
+    cut = {k: cfg.cv.get(k) for k in ("train", "val", "test", "purge_bars", "embargo_bars")}
+    return config_hash(PHASE1_VERSION, cfg.data, cfg.features, cfg.labeling, cut, content)
 
 
 def load_or_build(cfg: DictConfig) -> tuple[Dataset, str, bool]:

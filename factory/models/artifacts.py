@@ -14,6 +14,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from factory import __version__
 from factory.dataset import CLASSES
@@ -34,6 +35,8 @@ def _target(obj) -> str:
 
 def _jsonable(value):
     """JSON-able copy; callables and components become Hydra nodes (``_target_`` + kwargs)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return _jsonable(OmegaConf.to_container(value, resolve=True))
     if isinstance(value, functools.partial):
         return {"_target_": _target(value.func), "_partial_": True,
                 **_jsonable(dict(value.keywords))}
