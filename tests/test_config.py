@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF, ROOT
 
-GROUPS = ["data", "labeling", "features", "adapter", "model", "cv", "ensemble", "evaluation",
-          "tracker"]
+GROUPS = ["data", "labeling", "features", "adapter", "model", "trainer", "cv", "ensemble",
+          "evaluation", "tracker"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

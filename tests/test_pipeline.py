@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from factory.experiment import run
-from tests.conftest import model_names
+from tests.conftest import CONF, model_names
 
 REQUIRED = {"accuracy", "f1_macro", "log_loss", "sharpe", "sortino", "max_drawdown", "win_rate",
             "profit_factor", "n_trades"}
@@ -17,7 +18,16 @@ FAST = {"xgboost": ["model.n_estimators=60"], "lightgbm": ["model.n_estimators=6
         "catboost": ["model.n_estimators=60"], "random_forest": ["model.n_estimators=30"]}
 
 
-@pytest.mark.parametrize("model", model_names())
+def _trained_by(model: str) -> str:
+    node = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    return "torch" if "trainer" in node else "zero_shot" if "weights" in node else "tabular"
+
+
+TABULAR = [m for m in model_names() if _trained_by(m) == "tabular"]
+OTHERS = [m for m in model_names() if _trained_by(m) != "tabular"]
+
+
+@pytest.mark.parametrize("model", TABULAR)
 def test_each_model_runs_end_to_end(make_cfg, tmp_path, model):
     cfg = make_cfg(f"model={model}", "evaluation.plots=true", *FAST.get(model, []))
     objective = run(cfg)
@@ -113,3 +123,22 @@ def test_meta_labeling_end_to_end_trades_the_primary_side(make_cfg, tmp_path):
     assert set(pred["label"].unique()) <= {0, 1} and set(pred["side"].unique()) <= {-1, 1}
     trades = pd.read_parquet(tmp_path / "run" / "predictions" / "test_trades.parquet")
     assert set(trades["side"].unique()) == {-1, 1}  # shorts too: "take" is not "go long"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", OTHERS)
+def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, model):
+    """Every sequence / multires / zero-shot model through the real pipeline (1 epoch;
+    zero-shot models on tiny random checkpoints of the real classes)."""
+    extra = ["model.max_epochs=1", "trainer.progress=false"]
+    if _trained_by(model) == "zero_shot":
+        from tests.test_foundation import tiny_chronos_bolt, tiny_timesfm
+
+        build_tiny = tiny_chronos_bolt if model == "chronos_bolt" else tiny_timesfm
+        extra = [f"model.weights={build_tiny(tmp_path / 'weights')}", "adapter.context_len=64"]
+    cfg = make_cfg(f"model={model}", *extra)
+    objective = run(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert REQUIRED <= set(metrics["test"]) and objective == pytest.approx(
+        metrics["val"]["f1_macro"])
+    assert (tmp_path / "run" / "model" / "manifest.json").is_file()

@@ -46,15 +46,17 @@ SHARED = ("data", "labeling", "cv", "horizon", "seed", "cache", "paths", "traine
           "evaluation", "objective")
 
 
-def base_config(cfg: DictConfig, name: str) -> DictConfig:
-    """``cfg`` with ``model=name`` (and that model's default features and adapter)."""
+def base_config(cfg: DictConfig, name: str, overrides: list[str] = ()) -> DictConfig:
+    """``cfg`` with ``model=name`` (and that model's default features and adapter), plus
+    the base model's own ``overrides`` (``ensemble.base_overrides``)."""
     if not (CONF / "model" / f"{name}.yaml").is_file():
         raise FactoryError(f"`ensemble.base_models`: no conf/model/{name}.yaml")
+    args = [f"model={name}", *overrides]
     if GlobalHydra.instance().is_initialized():
-        base = compose(config_name="config", overrides=[f"model={name}"])
+        base = compose(config_name="config", overrides=args)
     else:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            base = compose(config_name="config", overrides=[f"model={name}"])
+            base = compose(config_name="config", overrides=args)
     raw = OmegaConf.to_container(cfg, resolve=False)
     with open_dict(base):
         for key in SHARED:
@@ -75,9 +77,10 @@ def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.set_index(["symbol", "bar_idx"])[PROBA]
 
 
-def base_predictions(cfg: DictConfig, name: str, evaluator, blend_fraction: float | None):
+def base_predictions(cfg: DictConfig, name: str, evaluator, blend_fraction: float | None,
+                     overrides: list[str] = ()):
     """{oof|blend, val, test} prediction frames of one base model (cached in the OOF store)."""
-    base = base_config(cfg, name)
+    base = base_config(cfg, name, overrides)
     ds, key, _ = load_or_build(base)
     store = OOFStore(base.paths.cache_dir)
     mkey = model_key(base) + ("" if blend_fraction is None else f"-blend{blend_fraction}")
@@ -126,7 +129,8 @@ def run_ensemble(cfg: DictConfig, ds: Dataset, evaluator) -> dict:
     """Fit the combiner; return predictions per split, reports and the fitted combiner."""
     spec: EnsembleSpec = build(cfg.ensemble)
     blend = spec.blend_fraction if spec.method == "blending" else None
-    frames = {n: base_predictions(cfg, n, evaluator, blend) for n in spec.base_models}
+    frames = {n: base_predictions(cfg, n, evaluator, blend, spec.base_overrides.get(n, []))
+              for n in spec.base_models}
     source = "blend" if blend is not None else "oof"
     fit_split = "train"
     rows, P = align(ds, {n: f for n, f in frames.items()}, source, fit_split)

@@ -63,6 +63,8 @@ class EnsembleSpec:
     max_iter: int = 500
     blend_fraction: float | None = None
     regime_columns: list[str] = field(default_factory=list)
+    # per base model, Hydra overrides of its own config, e.g. {lstm: ["model.max_epochs=3"]}
+    base_overrides: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -74,6 +76,12 @@ class EnsembleSpec:
                                f"lightgbm,logistic]`)")
         self.base_models = [str(m) for m in models]
         self.regime_columns = [str(p) for p in (self.regime_columns or [])]
+        self.base_overrides = {str(k): [str(o) for o in v]
+                               for k, v in (self.base_overrides or {}).items()}
+        stray = sorted(set(self.base_overrides) - set(self.base_models))
+        if stray:
+            raise FactoryError(f"`ensemble.base_overrides` names {stray}, which are not in "
+                               f"ensemble.base_models {self.base_models}")
         if self.method == "voting":
             if self.voting not in VOTING:
                 raise FactoryError(f"`ensemble.voting` must be 'soft' or 'hard', got "
