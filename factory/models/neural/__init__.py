@@ -1,0 +1,1 @@
+"""Neural models: plain ``nn.Module`` networks, trained by one shared estimator and loop."""
