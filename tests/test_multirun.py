@@ -71,3 +71,22 @@ def test_multirun_summary_table(tmp_path):
     frame = collect(tmp_path)
     assert frame["model"].tolist() == ["b", "a"]  # best val.f1_macro first
     assert frame.loc[frame["model"] == "b", "test.f1_macro"].item() == 0.5
+
+
+@pytest.mark.slow
+def test_owner_example_mixes_tabular_and_sequence_models(tmp_path):
+    """`python run.py -m model=xgboost,lightgbm,lstm`: tabular and torch jobs under identical
+    data, labels, splits and costs; the summary compares them and reports PBO / DSR."""
+    out = _run(tmp_path, "model=xgboost,lightgbm,lstm", "trainer.progress=false",
+               "trainer.num_threads=1")
+    log = out.stdout + out.stderr
+    assert "multirun summary (3 jobs" in log
+    runs = {p.parent.name.split("_", 1)[1]: json.loads(p.read_text())
+            for p in (tmp_path / "multirun").glob("*_*/metrics.json")}
+    assert set(runs) == {"xgboost", "lightgbm", "lstm"}
+    assert runs["lstm"]["info"]["adapter"] == "sequence"
+    assert runs["lstm"]["info"]["family"] == "neural"
+    stats = json.loads((tmp_path / "multirun" / "overfitting.json").read_text())
+    assert stats["n_strategies"] == 3 and 0 <= stats["deflated_sharpe"] <= 1
+    best = runs[stats["best_job"].split("_", 1)[1]]
+    assert best["multirun"]["best_job"] == stats["best_job"]
