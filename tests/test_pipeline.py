@@ -75,6 +75,10 @@ def test_cache_key_follows_phase1_configs_only(make_cfg):
     assert phase1_key(make_cfg("features=boosting_optimal")) != base
     assert phase1_key(make_cfg("cv.purge_bars=30")) != base
     assert phase1_key(make_cfg("data.seed=1")) != base
+    # k-fold splitters keep the holdout cut, so they share the holdout's Phase-1 entry
+    for cv in ("cv=purged_kfold", "cv=walk_forward", "cv=cpcv"):
+        assert phase1_key(make_cfg(cv)) == base, cv
+    assert phase1_key(make_cfg("cv=purged_kfold", "cv.n_splits=3")) == base
 
 
 def test_wandb_offline_run_written(make_cfg, tmp_path):

@@ -42,7 +42,7 @@ cfg = compose_config(Path("/tmp/bench_seq_memory"), "features=neural_optimal", "
 ds, _, _ = load_or_build(cfg)
 matrix = ds.matrix()
 out = {"rows": len(ds.X), "features": ds.X.shape[1], "matrix_bytes": matrix.nbytes}
-for name, make in (("sequence", lambda: SequenceAdapter(seq_len=60)),
+for name, make in (("sequence", lambda: SequenceAdapter(seq_len=60, scaler="standard")),
                    ("multires", lambda: MultiresAdapter(timeframes=["1min", "5min", "15min", "1h"],
                                                         seq_len=32))):
     tracemalloc.start()
