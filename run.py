@@ -14,6 +14,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import factory.config  # noqa: F401  (registers the ${run_name:...} resolver)
+
 log = logging.getLogger("factory")
 
 

@@ -10,6 +10,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.errors import FactoryError
 
+
+def run_name(model: str, ensemble: str | None = None) -> str:
+    """Run label: the ensemble's name when one is configured, else the model's."""
+    return model if ensemble in (None, "none", "") else str(ensemble)
+
+
+# `${run_name:<model choice>,<ensemble choice>}` in conf/config.yaml (run dirs, W&B names)
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+
 MISSING_HINTS = {"data.path": "python run.py data=csv data.path=<file>"}
 
 
