@@ -42,3 +42,19 @@ def test_help_lists_config_groups():
     for group in GROUPS:
         assert f"{group}:" in out.stdout
     assert "xgboost" in out.stdout and "python run.py -m" in out.stdout
+
+
+def test_at_least_22_models_compose_and_instantiate(make_cfg):
+    """The model zoo: every conf/model YAML composes with its own defaults and builds."""
+    from factory.config import build
+
+    names = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+    built = {}
+    for name in names:
+        cfg = make_cfg(f"model={name}")
+        built[name] = (build(cfg.model), build(cfg.adapter))
+    assert len(built) >= 22, sorted(built)
+    families = {model.family for model, _ in built.values()}
+    assert {"boosting", "classical", "neural", "foundation"} <= families
+    for name, (model, adapter) in built.items():
+        assert adapter.kind == model.input_kind, f"{name}: its YAML picks a matching adapter"
