@@ -6,8 +6,9 @@ feature set and adapter; torch models with their early stopping), through
 ``fit_predict`` on the cached default Phase-1 dataset. Inference is timed on the test
 split's input (adapter output already built). Zero-shot models need weights this machine
 cannot download; set ``FACTORY_BENCH_WEIGHTS_<NAME>=<dir>`` to time them, otherwise they are
-listed as skipped. ``FACTORY_BENCH_MODELS=a,b`` restricts the list. Results are appended to
-``outputs/bench/models.jsonl``.
+listed as skipped. ``FACTORY_BENCH_MODELS=a,b`` restricts the list;
+``FACTORY_BENCH_EPOCHS=n`` caps torch models' epochs (then read the s/epoch column).
+Results are appended to ``outputs/bench/models.jsonl``.
 
 Run: ``python -m pytest tests/benchmarks -m benchmark -s -k all_models``.
 """
@@ -46,10 +47,13 @@ def test_fit_and_inference_per_model(tmp_path: Path):
     for name in _models():
         raw = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
         extra = ["trainer.progress=false"]
+        if "trainer" in raw and os.environ.get("FACTORY_BENCH_EPOCHS"):
+            extra.append(f"model.max_epochs={os.environ['FACTORY_BENCH_EPOCHS']}")
         if "weights" in raw:
             weights = os.environ.get(f"FACTORY_BENCH_WEIGHTS_{name.upper()}")
             if not weights:
-                rows.append([name, "foundation", "context", "-", "-", "-", "skipped: no weights"])
+                rows.append([name, "foundation", "context", "-", "-", "-", "-",
+                             "skipped: no weights"])
                 continue
             extra.append(f"model.weights={weights}")
         cfg = compose_config(tmp_path, f"model={name}", *extra, tiny=False)
@@ -63,14 +67,17 @@ def test_fit_and_inference_per_model(tmp_path: Path):
         params = (sum(p.numel() for p in model.module_.parameters())
                   if hasattr(model, "module_") else None)
         epochs = len(model.history_) if hasattr(model, "history_") else None
+        per_epoch = (round(sum(h["seconds"] for h in model.history_) / epochs, 2)
+                     if epochs else None)
         record = {"model": name, "family": model.family, "input": adapter.kind,
                   "fit_seconds": round(result.fit_seconds, 2), "infer_ms_per_1k":
-                  round(infer_ms, 1), "params": params, "epochs": epochs,
+                  round(infer_ms, 1), "params": params, "epochs": epochs, "s_per_epoch": per_epoch,
                   "n_train": len(ds.rows("train")), "load": os.getloadavg()[0]}
         with open(out / "models.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
         rows.append([name, model.family, adapter.kind, f"{result.fit_seconds:.1f}",
-                     f"{infer_ms:.0f}", params or "-", epochs or "-"])
+                     f"{infer_ms:.0f}", params or "-", epochs or "-", per_epoch or "-"])
     table("models on the default dataset (CPU defaults)",
-          ["model", "family", "input", "fit s", "ms / 1k infer", "params", "epochs"], rows)
+          ["model", "family", "input", "fit s", "ms / 1k infer", "params", "epochs", "s/epoch"],
+          rows)
     assert rows
