@@ -55,3 +55,18 @@ def test_adapter_state_round_trip(make_cfg):
     a, b = adapter.transform(ds, rows), restored.transform(ds, rows)
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(a.weight, b.weight)
+
+
+def test_chunked_standardisation_matches_sklearn_without_copying_rows():
+    from sklearn.preprocessing import StandardScaler
+
+    from factory.adapters.tabular import chunked_mean_std
+
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((5000, 6)) * [1, 10, 0.1, 5, 2, 1] + 3).astype(np.float32)
+    X[:, 5] = 7.0  # constant column: scale 1, as scikit-learn
+    rows = np.sort(rng.choice(5000, 3001, replace=False))
+    mean, std = chunked_mean_std(X, rows, chunk=128)
+    ref = StandardScaler().fit(X[rows])
+    np.testing.assert_allclose(mean, ref.mean_, rtol=1e-6)
+    np.testing.assert_allclose(std, ref.scale_, rtol=1e-5)

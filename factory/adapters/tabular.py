@@ -8,13 +8,30 @@ training weights average 1.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.preprocessing import RobustScaler, StandardScaler
+from sklearn.preprocessing import RobustScaler
 
 from factory.adapters.base import TabularInput, labels_to_index
 from factory.dataset import Dataset
 from factory.errors import FactoryError
 
-SCALERS = {"standard": StandardScaler, "robust": RobustScaler}
+SCALERS = ("standard", "robust")
+
+
+def chunked_mean_std(X: np.ndarray, rows: np.ndarray,
+                     chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std (ddof 0, zeros -> 1, as StandardScaler) of ``X[rows]``, in float64,
+    reading ``chunk`` rows at a time so no full copy of the rows is made."""
+    rows = np.asarray(rows)
+    total = np.zeros(X.shape[1])
+    for start in range(0, len(rows), chunk):
+        total += X[rows[start:start + chunk]].sum(axis=0, dtype=np.float64)
+    mean = total / max(len(rows), 1)
+    sq = np.zeros(X.shape[1])
+    for start in range(0, len(rows), chunk):
+        part = X[rows[start:start + chunk]].astype(np.float64) - mean
+        sq += (part * part).sum(axis=0)
+    std = np.sqrt(sq / max(len(rows), 1))
+    return mean, np.where(std > 0, std, 1.0)
 
 
 class TabularAdapter:
@@ -56,10 +73,11 @@ class TabularAdapter:
             raise FactoryError(f"unknown scaling {kind!r} requested by {type(model).__name__}")
         self.scaling_ = kind
         self.center_ = self.scale_ = None
-        if kind != "none":
-            fitted = SCALERS[kind]().fit(ds.matrix()[rows])
-            center = fitted.mean_ if kind == "standard" else fitted.center_
-            self.center_ = np.asarray(center, np.float64)
+        if kind == "standard":  # chunked: no copy of the training rows (windowed adapters)
+            self.center_, self.scale_ = chunked_mean_std(ds.matrix(), rows)
+        elif kind == "robust":
+            fitted = RobustScaler().fit(ds.matrix()[rows])
+            self.center_ = np.asarray(fitted.center_, np.float64)
             self.scale_ = np.asarray(fitted.scale_, np.float64)
         self.feature_names_ = list(ds.X.columns)
         self._fit_weights(ds, rows)
