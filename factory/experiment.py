@@ -137,8 +137,7 @@ def _finish(cfg, ds, evaluator, out_dir: Path, metrics: dict, predictions: dict,
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (out_dir / "validation_report.json").write_text(json.dumps(ds.info["report"], indent=2,
                                                            default=str))
-    shown = name if "_target_" in cfg.ensemble else (cfg.get("name") or name)
-    title = f"{shown} (horizon {ds.horizon})"
+    title = f"{cfg.get('name') or name} (horizon {ds.horizon})"
     plot_paths = evaluator.write_plots(out_dir / "plots", predictions, backtests, importance,
                                        title)
     tracker = build(cfg.tracker)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
-from factory.adapters.windows import segment_position, window_ends
+from factory.adapters.windows import cached_segment_position, window_ends
 from factory.data.resample import parse_timeframe, resample_bars
 from factory.dataset import Dataset
 from factory.errors import FactoryError
@@ -168,7 +168,7 @@ class MultiresAdapter(TabularAdapter):
         return stacked, last
 
     def _kept(self, ds: Dataset, rows: np.ndarray) -> tuple[np.ndarray, dict]:
-        ends, dropped = window_ends(ds.meta, rows, self.seq_len, segment_position(ds.meta))
+        ends, dropped = window_ends(ds.meta, rows, self.seq_len, cached_segment_position(ds))
         _, last = self._arrays(ds)
         short = (last[ends] < 0).any(axis=1)
         if short.any():

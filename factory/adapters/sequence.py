@@ -14,7 +14,7 @@ import numpy as np
 
 from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
-from factory.adapters.windows import SequenceInput, segment_position, window_ends
+from factory.adapters.windows import SequenceInput, cached_segment_position, window_ends
 from factory.dataset import Dataset
 from factory.errors import FactoryError
 
@@ -44,7 +44,7 @@ class SequenceAdapter(TabularAdapter):
 
     def fit(self, ds: Dataset, rows: np.ndarray, model=None) -> SequenceAdapter:
         """Scaler and class weights from the training rows that have a window."""
-        ends, _ = window_ends(ds.meta, rows, self.seq_len, self._position(ds))
+        ends, _ = window_ends(ds.meta, rows, self.seq_len, cached_segment_position(ds))
         if len(ends) == 0:
             raise FactoryError(
                 f"no training row has a full window of `adapter.seq_len={self.seq_len}` bars "
@@ -54,16 +54,9 @@ class SequenceAdapter(TabularAdapter):
         self.dropped_ = {}
         return self
 
-    def _position(self, ds: Dataset) -> np.ndarray:
-        cached = ds.__dict__.get("_segment_position")
-        if cached is None or cached[0] is not ds.meta:
-            cached = (ds.meta, segment_position(ds.meta))
-            ds.__dict__["_segment_position"] = cached
-        return cached[1]
-
     def transform(self, ds: Dataset, rows: np.ndarray) -> SequenceInput:
         """Lazy windows for the rows of ``rows`` that have one (the others are counted)."""
-        ends, dropped = window_ends(ds.meta, rows, self.seq_len, self._position(ds))
+        ends, dropped = window_ends(ds.meta, rows, self.seq_len, cached_segment_position(ds))
         for split, count in dropped.items():
             self.dropped_[split] = max(self.dropped_.get(split, 0), count)
         if dropped:

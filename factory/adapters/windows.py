@@ -37,6 +37,15 @@ def segment_position(meta: pd.DataFrame) -> np.ndarray:
     return np.arange(n) - first
 
 
+def cached_segment_position(ds) -> np.ndarray:
+    """:func:`segment_position` of ``ds.meta``, computed once per dataset and reused."""
+    cached = ds.__dict__.get("_segment_position")
+    if cached is None or cached[0] is not ds.meta:
+        cached = (ds.meta, segment_position(ds.meta))
+        ds.__dict__["_segment_position"] = cached
+    return cached[1]
+
+
 def window_ends(meta: pd.DataFrame, rows: np.ndarray, seq_len: int,
                 position: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """The rows of ``rows`` that have a full in-segment window, and a count of the dropped."""
