@@ -89,6 +89,9 @@ class TabularClassifier(ClassifierMixin, ModelHooks, BaseEstimator):
     """
 
     allow_nan: ClassVar[bool] = False
+    # checks of sklearn's check_estimator that cannot apply to a model, each with a reason
+    # (passed as its `expected_failed_checks`; tests/test_sklearn_estimators.py)
+    sklearn_expected_failures: ClassVar[dict[str, str]] = {}
 
     def _validate(self, X, reset: bool = False):
         return validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
