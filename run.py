@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> float:
 
     try:
         hc = HydraConfig.get()  # ensemble bases: composed now, by Hydra, on this search path
-        return run(resolve_base_models(cfg, hc.job.config_name, list(hc.overrides.task)))
+        overrides = [*hc.overrides.hydra, *hc.overrides.task]
+        return run(resolve_base_models(cfg, hc.job.config_name, overrides))
     except FactoryError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("error: %s", exc)

@@ -91,7 +91,8 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
 
     Each name in ``ensemble.base_models`` is composed by Hydra's own config loader (the
     current search path, so a user's model YAMLs on ``hydra.searchpath`` work as bases) from
-    this run's command line ``overrides`` minus those that choose the predictor (``model``,
+    this run's command-line ``overrides`` (Hydra's own, such as ``hydra.searchpath``, and the
+    task's) minus those that choose the predictor (``model``,
     ``features``, ``adapter``, ``ensemble``), plus ``model=<name>``, ``ensemble=none`` and the
     base's ``ensemble.base_overrides``. The results go to ``ensemble.bases`` (resolved, with
     this run's paths); nothing is composed once the run has started. Unknown names fail here,
@@ -109,7 +110,9 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
             raise FactoryError("ensemble base models are composed with Hydra's config loader; "
                                "run through run.py or inside hydra.initialize_config_dir(...)")
         loader = GlobalHydra.instance().config_loader()
-    valid = sorted(loader.get_group_options("model"))
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    kept = [o.input_line for o in parsed if not _sets_predictor(o)]
+    valid = sorted(loader.get_group_options("model", config_name=config_name, overrides=kept))
     unknown = [str(n) for n in names if str(n) not in valid]
     if unknown:
         raise FactoryError(f"`ensemble.base_models`: no model config named {unknown}; valid: "
@@ -120,8 +123,6 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
     if stray:
         raise FactoryError(f"`ensemble.base_overrides` names {stray}, which are not in "
                            f"ensemble.base_models {list(names)}")
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    kept = [o.input_line for o in parsed if not _sets_predictor(o)]
     paths = OmegaConf.to_container(cfg.paths, resolve=True)
     bases = {}
     for name in map(str, names):
