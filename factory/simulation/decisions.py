@@ -66,15 +66,18 @@ class Aligned:
 
 
 def align(symbol: str, bars: pd.DataFrame, frame: pd.DataFrame | None, threshold: float,
-          step: float, need_widths: bool) -> Aligned:
-    """Decisions of one symbol on its bars; FactoryError naming the column or stamp."""
+          step: float, need_widths: bool, need_bet: bool = True) -> Aligned:
+    """Decisions of one symbol on its bars; FactoryError naming the column or stamp.
+
+    ``need_bet=False`` skips the bet sizes (left at 1) when the sizing does not use them."""
     n = len(bars)
     out = Aligned(np.zeros(n, bool), np.zeros(n, np.int8), np.ones(n), np.full(n, np.nan),
                   np.full(n, np.nan))
     if frame is None or len(frame) == 0:
         return out
-    pos = bars.index.get_indexer(frame.index)
-    if (pos < 0).any():
+    same = frame.index.equals(bars.index)
+    pos = np.arange(n) if same else bars.index.get_indexer(frame.index)
+    if not same and (pos < 0).any():
         bad = frame.index[np.flatnonzero(pos < 0)[0]]
         raise FactoryError(f"decisions for {symbol}: stamp {bad} is not a bar of {symbol} "
                            "(decisions must be indexed by the bars' open stamps)")
@@ -111,7 +114,8 @@ def align(symbol: str, bars: pd.DataFrame, frame: pd.DataFrame | None, threshold
         ok &= np.isfinite(wu) & np.isfinite(wd)
     out.valid[pos] = ok
     out.side[pos] = np.where(ok, side, 0)
-    out.bet[pos] = np.where(np.isfinite(p), bet_size(p, 3, step), 1.0)
+    if need_bet:
+        out.bet[pos] = np.where(np.isfinite(p), bet_size(p, 3, step), 1.0)
     out.width_up[pos], out.width_dn[pos] = wu, wd
     return out
 

@@ -212,7 +212,7 @@ class Simulator:
         for s, sym in enumerate(symbols):
             frame = bars[sym]
             al = align(sym, frame, decisions.get(sym), self.threshold, float(self.size["step"]),
-                       need_widths)
+                       need_widths, need_bet=self.sizing == "probability")
             parts.append((frame, al))
             sym_idx.append(np.full(len(frame), s, np.int64))
         ev = self._merge_events(parts, np.concatenate(sym_idx) if sym_idx else np.zeros(0, int),
@@ -238,15 +238,18 @@ class Simulator:
 
     def _merge_events(self, parts, sym_of, state: SimState, tf: pd.Timedelta) -> dict:
         """All symbols' bars in (time, symbol) order, with groups and session flags."""
-        ts = np.concatenate([f.index.as_unit("ns").asi8 for f, _ in parts]) if parts else np.zeros(0, int)
-        order = np.argsort(ts, kind="stable")
-        ts = ts[order]
+        ts = np.concatenate([f.index.as_unit("ns").asi8 for f, _ in parts]) if parts else \
+            np.zeros(0, np.int64)
+        order = np.argsort(ts, kind="stable") if len(parts) > 1 else None
+        ts = ts[order] if order is not None else ts
 
         def cat(get, dtype):
+            if order is None:  # one symbol: already in time order
+                return np.ascontiguousarray(get(*parts[0]), dtype)
             return np.ascontiguousarray(np.concatenate([get(f, a) for f, a in parts])[order],
                                         dtype)
 
-        ev = {"ts": ts, "sym": sym_of[order], "n": len(ts)}
+        ev = {"ts": ts, "sym": sym_of[order] if order is not None else sym_of, "n": len(ts)}
         for key in ("open", "high", "low", "close"):
             ev[key[0]] = cat(lambda f, a, k=key: f[k].to_numpy(np.float64), np.float64)
         ev["valid"] = cat(lambda f, a: a.valid, np.bool_)

@@ -35,7 +35,17 @@ from factory.simulation import kernel as K
 
 
 def _stamp(ns: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime(np.asarray(ns, np.int64), utc=True)
+    """UTC stamps from int64 nanoseconds (a view, no parsing)."""
+    return pd.DatetimeIndex(np.asarray(ns, np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
+def _labels(codes: np.ndarray, names, categorical: bool = False):
+    """Names from integer codes (-1 = none: empty). ``categorical`` for the per-bar frame,
+    where a million strings would cost more than the simulation itself."""
+    codes = np.asarray(codes, np.int64)
+    if categorical:
+        return pd.Categorical.from_codes(codes, categories=list(names))
+    return np.asarray([*names, ""], dtype=object)[codes]
 
 
 @dataclass
@@ -78,7 +88,6 @@ class SimResult:
     def finish(self, state, symbols: list[str], ev: dict, tf: pd.Timedelta) -> SimResult:
         """Turn the filled buffers into frames; counters in the state say how many rows."""
         b, pi = self._buffers, state.port_i
-        names = np.asarray(symbols + [""], dtype=object)
 
         def table(ikey, fkey, icols, fcols, n):
             frame = pd.DataFrame(b[ikey][:n], columns=list(icols))
@@ -89,9 +98,9 @@ class SimResult:
         # counters are cumulative over segments: this segment's rows start at zero because
         # each call gets fresh buffers, so the kernel's counters are reset below
         tr = table("tr_i", "tr_f", K.TR_I, K.TR_F, pi[K.N_TR])
-        tr["symbol"] = names[tr.pop("sym").to_numpy()]
+        tr["symbol"] = _labels(tr.pop("sym").to_numpy(), symbols)
         tr["side"] = tr["side"].astype(np.int8)
-        tr["exit_reason"] = np.asarray(K.REASONS, object)[tr["exit_reason"].to_numpy()]
+        tr["exit_reason"] = _labels(tr["exit_reason"].to_numpy(), K.REASONS)
         for col in ("decision_ts", "entry_ts", "exit_ts"):
             tr[col.replace("_ts", "_time")] = _stamp(tr.pop(col).to_numpy())
         self.trades = tr[["symbol", "side", "qty", "decision_time", "entry_time", "exit_time",
@@ -100,32 +109,31 @@ class SimResult:
                           "commission", "slippage", "entry_order"]]
         fi = table("fi_i", "fi_f", K.FI_I, K.FI_F, pi[K.N_FI])
         fi.insert(0, "time", _stamp(fi.pop("ts").to_numpy()))
-        fi["symbol"] = names[fi.pop("sym").to_numpy()]
-        fi["reason"] = np.asarray(K.REASONS, object)[fi["reason"].to_numpy()]
+        fi["symbol"] = _labels(fi.pop("sym").to_numpy(), symbols)
+        fi["reason"] = _labels(fi["reason"].to_numpy(), K.REASONS)
         self.fills = fi
         od = table("or_i", "or_f", K.OR_I, K.OR_F, pi[K.N_OR])
-        od["symbol"] = names[od.pop("sym").to_numpy()]
-        od["reason"] = np.asarray(K.REASONS, object)[od["reason"].to_numpy()]
-        od["status"] = np.asarray(K.STATUS, object)[od["status"].to_numpy()]
+        od["symbol"] = _labels(od.pop("sym").to_numpy(), symbols)
+        od["reason"] = _labels(od["reason"].to_numpy(), K.REASONS)
+        od["status"] = _labels(od["status"].to_numpy(), K.STATUS)
         for col in ("created_ts", "arrival_ts"):
             od[col.replace("_ts", "_time")] = _stamp(od.pop(col).to_numpy())
         fill_ts = od.pop("fill_ts").to_numpy()
-        od["fill_time"] = pd.Series(_stamp(np.where(fill_ts < 0, 0, fill_ts))).where(
-            fill_ts >= 0).to_numpy()
+        od["fill_time"] = _stamp(np.where(fill_ts < 0, np.iinfo(np.int64).min, fill_ts))
         self.orders = od
         evt = table("ev_i", "ev_f", K.EV_I, K.EV_F, pi[K.N_EV])
         evt.insert(0, "time", _stamp(evt.pop("ts").to_numpy()))
-        evt["kind"] = np.asarray(K.EVENTS, object)[evt["kind"].to_numpy()]
-        evt["symbol"] = names[evt.pop("sym").to_numpy()]
+        evt["kind"] = _labels(evt["kind"].to_numpy(), K.EVENTS)
+        evt["symbol"] = _labels(evt.pop("sym").to_numpy(), symbols)  # -1: the portfolio
         self.events = evt
         self.positions = pd.DataFrame({
-            "timestamp": _stamp(ev["ts"]), "symbol": names[ev["sym"]],
-            "position": b["bar_pos"], "pnl": b["bar_pnl"]})
+            "timestamp": _stamp(ev["ts"]), "symbol": _labels(ev["sym"], symbols, True),
+            "position": b["bar_pos"], "pnl": b["bar_pnl"]}, copy=False)
         g_ts = _stamp(ev["ts"][ev["g_start"][:-1]])
         pnl_g = np.add.reduceat(b["bar_pnl"], ev["g_start"][:-1]) if ev["n"] else np.zeros(0)
         self.equity = pd.DataFrame({"equity": b["g_equity"], "pnl": pnl_g,
                                     "gross_notional": b["g_gross"]},
-                                   index=pd.DatetimeIndex(g_ts, name="timestamp"))
+                                   index=pd.DatetimeIndex(g_ts, name="timestamp"), copy=False)
         self.summary = {
             "symbols": symbols, "timeframe": str(tf), "bars": int(ev["n"]),
             "final_equity": float(state.port_f[K.EQUITY]),
