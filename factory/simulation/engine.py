@@ -232,6 +232,7 @@ class Simulator:
                    ev["g_new"], pv, tick, comm, max_pos, base, pi, pf, state.sym_f, state.sym_i,
                    state.port_f, state.port_i, *out.record_arrays(), *out.bar_arrays())
         result = out.finish(state, symbols, ev, tf)
+        result.summary["initial_capital"] = self.initial_capital
         log.info("simulated %d bars of %s <trades=%d, equity=%.2f>", ev["n"],
                  ",".join(symbols), len(result.trades), state.equity)
         return result, state

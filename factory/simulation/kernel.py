@@ -216,7 +216,8 @@ def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, 
     slip_mode = params_i[P_SLIP_MODE]
     vol_min = params_i[P_VOL_MIN]
     alpha = params_f[F_ALPHA]
-    max_dd, daily_loss, gross_cap = params_f[F_MAX_DD], params_f[F_DAILY_LOSS], params_f[F_GROSS_CAP]
+    max_dd, daily_loss = params_f[F_MAX_DD], params_f[F_DAILY_LOSS]
+    gross_cap = params_f[F_GROSS_CAP]
     n_groups = len(g_start) - 1
     for g in range(n_groups):
         a, b = g_start[g], g_start[g + 1]
