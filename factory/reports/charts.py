@@ -28,6 +28,7 @@ STYLE = {
     "figure.facecolor": "white", "axes.facecolor": "white", "legend.frameon": False,
 }
 WIDE, HALF = (10.0, 3.0), (5.0, 3.0)
+UNDERWATER_ALPHA = 0.6  # above the page's heat-map cells (<= 0.55): a colour only this chart has
 
 
 def _money(x, _pos=None) -> str:
@@ -59,7 +60,7 @@ def equity_underwater(equity: pd.Series, initial: float) -> Figure:
         ax.set_title("Equity")
         peak = np.maximum.accumulate(np.r_[initial, equity.to_numpy()])[1:]
         dd = equity.to_numpy() / peak - 1.0
-        ax2.fill_between(x, dd, 0, color=COLORS["underwater"], alpha=0.55, lw=0)
+        ax2.fill_between(x, dd, 0, color=COLORS["underwater"], alpha=UNDERWATER_ALPHA, lw=0)
         ax2.plot(x, dd, color=COLORS["underwater"], lw=0.8)
         ax2.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
         ax2.set_title("Underwater (drawdown from the peak)")

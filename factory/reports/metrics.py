@@ -1,10 +1,11 @@
 """Performance statistics of a simulated account, with quantstats' definitions.
 
 Daily statistics run on **daily** returns: the account equity at the end of each trading
-session (sessions found by the pause between bars, as in the simulator; labelled by the
-date of their last bar), as a return on the previous session's close (the first on the
-initial capital). The formulas are quantstats' (``quantstats/stats.py``), with
-``periods`` = trading days per year:
+session (sessions found by the pause between bars, as in the simulator), as a return on the
+previous session's close (the first on the initial capital). A session is labelled by its
+trading date, the UTC date half a session after its first bar (a CME session opening
+Sunday 23:00 is Monday's); a partial session keeps its full session's date. The formulas
+are quantstats' (``quantstats/stats.py``), with ``periods`` = trading days per year:
 
 ============== ==========================================================================
 cagr           ``(prod(1 + r)) ** (periods / n) - 1``
@@ -46,18 +47,20 @@ def sessions(index: pd.DatetimeIndex, gap_minutes: float, timeframe: pd.Timedelt
     return np.r_[0, np.cumsum(pause)]
 
 
-def daily_equity(equity: pd.Series, gap_minutes: float, timeframe: pd.Timedelta) -> pd.Series:
-    """Equity at each session's last bar, indexed by that bar's UTC date (normalised)."""
+def daily_equity(equity: pd.Series, gap_minutes: float, timeframe: pd.Timedelta,
+                 session_minutes: float = 1380.0) -> pd.Series:
+    """Equity at each session's last bar, indexed by the session's trading date."""
     sid = sessions(equity.index, gap_minutes, timeframe)
     last = np.r_[sid[1:] != sid[:-1], True]
-    out = equity[last]
-    out.index = out.index.normalize()
+    first = np.r_[True, sid[1:] != sid[:-1]]
+    dates = (equity.index[first] + pd.Timedelta(minutes=session_minutes / 2)).normalize()
+    out = pd.Series(equity.to_numpy()[last], index=dates)
     return out[~out.index.duplicated(keep="last")]
 
 
 def daily_returns(equity: pd.Series, initial: float, gap_minutes: float,
-                  timeframe: pd.Timedelta) -> pd.Series:
-    daily = daily_equity(equity, gap_minutes, timeframe)
+                  timeframe: pd.Timedelta, session_minutes: float = 1380.0) -> pd.Series:
+    daily = daily_equity(equity, gap_minutes, timeframe, session_minutes)
     return daily / np.r_[initial, daily.to_numpy()[:-1]] - 1.0
 
 

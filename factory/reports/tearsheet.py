@@ -156,15 +156,15 @@ def _daily_html(daily: pd.Series) -> str:
         return "<p class='note'>No complete session.</p>"
     idx = daily.index.tz_convert(None) if daily.index.tz is not None else daily.index
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    days = sorted(set(idx.dayofweek))
-    week = idx - pd.to_timedelta(idx.dayofweek, unit="D")
+    days = sorted(set(idx.day_of_week))
+    week = idx - pd.to_timedelta(idx.day_of_week, unit="D")
     lim = float(np.abs(daily.to_numpy()).max()) or 1.0
     head = "<tr><th>Week of</th>" + "".join(f"<th>{names[d]}</th>" for d in days) + \
         "<th>Week</th></tr>"
     rows = []
     for w in sorted(set(week)):
         sel = week == w
-        vals = dict(zip(idx[sel].dayofweek, daily.to_numpy()[sel], strict=True))
+        vals = dict(zip(idx[sel].day_of_week, daily.to_numpy()[sel], strict=True))
         total = float(np.prod([1 + v for v in vals.values()]) - 1)
         rows.append(f"<tr><td>{w:%Y-%m-%d}</td>" + "".join(_heat(vals.get(d, np.nan), lim)
                                                             for d in days)
@@ -219,21 +219,28 @@ class Tearsheet:
 
     Parameters: ``rolling_days`` (window of the rolling Sharpe, in sessions),
     ``trading_days_per_year`` (annualisation, the data's calendar), ``session_gap_minutes``
-    (sessions for the daily resampling, as in the simulator), ``title``.
+    and ``session_minutes`` (sessions for the daily resampling, as in the simulator),
+    ``title``.
     """
 
     def __init__(self, rolling_days: int = 20, trading_days_per_year: float = 252.0,
-                 session_gap_minutes: float = 60.0, title: str = "Simulated trading") -> None:
+                 session_gap_minutes: float = 60.0, session_minutes: float = 1380.0,
+                 title: str = "Simulated trading") -> None:
         self.rolling_days = int(rolling_days)
         self.periods = float(trading_days_per_year)
         self.gap = float(session_gap_minutes)
+        self.session_minutes = float(session_minutes)
         self.title = title
+
+    def daily(self, equity: pd.Series, initial: float, timeframe: pd.Timedelta) -> pd.Series:
+        """Daily (per session) returns of the per-bar equity curve."""
+        return daily_returns(equity, initial, self.gap, timeframe, self.session_minutes)
 
     def metrics(self, result, point_values: dict, timeframe: pd.Timedelta) -> dict:
         """Every headline figure (the content of ``sim_metrics.json``)."""
         initial = float(result.summary["initial_capital"])
         eq = result.equity["equity"]
-        daily = daily_returns(eq, initial, self.gap, timeframe)
+        daily = self.daily(eq, initial, timeframe)
         out = {"initial_capital": initial, "final_equity": float(eq.iloc[-1]),
                "net_pnl": float(eq.iloc[-1] - initial),
                "start": str(eq.index[0]), "end": str(eq.index[-1]), "bars": int(len(eq))}
@@ -259,7 +266,7 @@ class Tearsheet:
         (out / "sim_metrics.json").write_text(json.dumps(m, indent=2, default=str))
         initial = m["initial_capital"]
         eq = result.equity["equity"]
-        daily = daily_returns(eq, initial, self.gap, timeframe)
+        daily = self.daily(eq, initial, timeframe)
         trades = result.trades
         img = {"equity": _png(charts.equity_underwater(eq, initial), out / "equity.png"),
                "rolling": _png(charts.rolling_sharpe(daily, self.rolling_days, self.periods),
