@@ -132,3 +132,26 @@ def test_meta_labels_take_the_primary_side(phase1):
     assert len(ref) > 10
     np.testing.assert_array_equal(eng["side"].to_numpy(), ref["side"].to_numpy())
     np.testing.assert_array_equal(eng["net_return"].to_numpy(), ref["net_return"].to_numpy())
+
+
+def test_prediction_log_outcomes_are_the_phase1_labels(phase1, tmp_path):
+    """The simulation's prediction log resolves each decision to exactly its Phase-1 label,
+    and records the contracts ordered at the decisions that traded."""
+    from factory.monitoring import PredictionLog
+    from factory.simulation.predictions import prediction_log
+
+    cfg, ds = phase1
+    pred = _widths(cfg, ds, _predictions(ds, "test", seed=3)).reset_index(drop=True)
+    res = _simulate(ds, pred, ds.horizon)
+    tf = ds.bars["MES"].index[1] - ds.bars["MES"].index[0]
+    feats = ds.X.iloc[ds.rows("test")].reset_index(drop=True)
+    log = prediction_log(pred, res, THRESHOLD, ds.horizon, tf, feats, model="test")
+    assert log.resolve(ds.bars, ds.instruments) == len(pred)
+    f = PredictionLog.read(log.write(tmp_path / "predictions_log.parquet")).frame()
+    np.testing.assert_array_equal(f["outcome"].to_numpy(), pred["label"].to_numpy())
+    np.testing.assert_array_equal(f["ret_long"].to_numpy(), pred["ret_long"].to_numpy())
+    entered = set(zip(res.trades["symbol"], res.trades["decision_time"] - tf, strict=True))
+    traded = [(s, t) in entered for s, t in zip(f["symbol"], f["timestamp"], strict=True)]
+    assert f.loc[traded, "qty"].eq(1.0).all() and f.loc[~np.array(traded), "qty"].eq(0).all()
+    assert sum(traded) == len(res.trades)
+    assert f[[c for c in f if c.startswith("feat_")]].shape[1] == ds.X.shape[1]
