@@ -261,6 +261,9 @@ def test_config_composes_and_bad_values_fail_clearly(make_cfg):
     sim = build(cfg.sim)
     assert isinstance(sim, Simulator) and sim.horizon == cfg.horizon
     assert sim.threshold == cfg.evaluation.threshold
+    from factory.reports import Tearsheet
+
+    assert isinstance(sim.tearsheet, Tearsheet) and sim.tearsheet.gap == sim.session_gap_minutes
     with pytest.raises(FactoryError, match="sim.sizing"):
         Simulator(sizing="kelly")
     with pytest.raises(FactoryError, match="sim.latency"):

@@ -70,9 +70,12 @@ def equity_underwater(equity: pd.Series, initial: float) -> Figure:
 
 
 def rolling_sharpe(daily: pd.Series, window: int, periods: float) -> Figure:
+    """Rolling annualised Sharpe of daily returns; a run shorter than ``2 x window`` sessions
+    uses half its length (at least 5), and the title says which window was drawn."""
     with plt.rc_context(STYLE):
         fig, (ax,) = _fig()
-        roll = daily.rolling(window)
+        w = int(window) if len(daily) >= 2 * window else max(5, len(daily) // 2)
+        roll = daily.rolling(w)
         rs = roll.mean() / roll.std() * np.sqrt(periods)
         x = daily.index.tz_convert(None) if daily.index.tz is not None else daily.index
         ax.plot(x, rs.to_numpy(), color=COLORS["accent"], lw=1.5)
@@ -81,7 +84,9 @@ def rolling_sharpe(daily: pd.Series, window: int, periods: float) -> Figure:
         if np.isfinite(full):
             ax.axhline(full, color=COLORS["accent"], lw=0.8, ls="--", label=f"whole run {full:.2f}")
             ax.legend(loc="upper left")
-        ax.set_title(f"Rolling Sharpe ({window} sessions, annualised)")
+        if len(x):
+            ax.set_xlim(x[0], x[-1])
+        ax.set_title(f"Rolling Sharpe ({w} sessions, annualised)")
         _dates(ax)
         fig.tight_layout()
     return fig

@@ -118,6 +118,8 @@ class Simulator:
         (gross notional / equity cap on new orders), ``flat_at_session_end``; null = off.
     session_gap_minutes: a pause between bars (beyond one bar) this long starts a session.
     session_minutes: minutes per session (daily volatility from per-bar volatility).
+    tearsheet: the report writer the simulate task uses (``factory.reports.Tearsheet``, built
+        from the ``tearsheet`` node); the engine itself does not read it.
     """
 
     def __init__(self, initial_capital: float = 100_000.0, latency: float = 0,
@@ -125,7 +127,8 @@ class Simulator:
                  threshold: float = 0.45, flat_signal_closes: bool = True,
                  sizing: str = "fixed", size: Mapping | None = None,
                  slippage: Mapping | None = None, risk: Mapping | None = None,
-                 session_gap_minutes: float = 60.0, session_minutes: float = 1380.0) -> None:
+                 session_gap_minutes: float = 60.0, session_minutes: float = 1380.0,
+                 tearsheet=None) -> None:
         self.initial_capital = _positive("initial_capital", initial_capital)
         if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
             raise FactoryError(f"`sim.latency` must be a number >= 0, got {latency!r} "
@@ -152,6 +155,7 @@ class Simulator:
             _positive(f"risk.{key}", self.risk[key], allow_none=True)
         self.session_gap_minutes = _positive("session_gap_minutes", session_gap_minutes)
         self.session_minutes = _positive("session_minutes", session_minutes)
+        self.tearsheet = tearsheet
 
     @staticmethod
     def _merge(name: str, given: Mapping | None, defaults: dict) -> dict:
