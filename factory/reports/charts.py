@@ -80,7 +80,8 @@ def rolling_sharpe(daily: pd.Series, window: int, periods: float) -> Figure:
         x = daily.index.tz_convert(None) if daily.index.tz is not None else daily.index
         ax.plot(x, rs.to_numpy(), color=COLORS["accent"], lw=1.5)
         ax.axhline(0, color=COLORS["neutral"], lw=0.8)
-        full = daily.mean() / daily.std() * np.sqrt(periods) if len(daily) > 1 else np.nan
+        std = daily.std() if len(daily) > 1 else 0.0
+        full = daily.mean() / std * np.sqrt(periods) if std > 0 else np.nan
         if np.isfinite(full):
             ax.axhline(full, color=COLORS["accent"], lw=0.8, ls="--", label=f"whole run {full:.2f}")
             ax.legend(loc="upper left")
