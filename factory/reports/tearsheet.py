@@ -263,7 +263,9 @@ class Tearsheet:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         m = self.metrics(result, point_values, timeframe)
-        (out / "sim_metrics.json").write_text(json.dumps(m, indent=2, default=str))
+        strict = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                  for k, v in m.items()}  # strict JSON: undefined ratios are null
+        (out / "sim_metrics.json").write_text(json.dumps(strict, indent=2, default=str))
         initial = m["initial_capital"]
         eq = result.equity["equity"]
         daily = self.daily(eq, initial, timeframe)
