@@ -65,6 +65,17 @@ def _rolling_png(report, path: Path) -> None:
         plt.close(fig)
 
 
+def _strict(obj):
+    """NaN / inf -> None, recursively: monitor.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return "–" if not np.isfinite(v) else f"{v:.4f}"
@@ -107,5 +118,6 @@ def write_report(report, out: Path, warn: float = 0.1, alert: float = 0.2) -> li
                   for r in report.reliability.itertuples()]
         lines.append("")
     (out / "monitor_report.md").write_text("\n".join(lines))
-    (out / "monitor.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    (out / "monitor.json").write_text(json.dumps(_strict(report.to_dict()), indent=2,
+                                                 default=str))
     return files
