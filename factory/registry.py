@@ -32,7 +32,7 @@ LIVE, HISTORY, VERSIONS = "live.json", "history.jsonl", "versions"
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _user() -> str:
