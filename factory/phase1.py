@@ -40,8 +40,10 @@ def _symbol_frame(
     position = np.arange(n)
     labelled = labels["exit_idx"].to_numpy() >= 0
     finite = np.isfinite(feats.to_numpy()).all(axis=1)
-    keep = (position >= warm) & labelled & finite
-    nonfinite_after_warmup = int(((position >= warm) & labelled & ~finite).sum())
+    # labeling.events=cusum: only sampled bars are rows (counted in the report)
+    sampled = labels["event"].to_numpy() if "event" in labels else np.ones(n, bool)
+    keep = (position >= warm) & labelled & finite & sampled
+    nonfinite_after_warmup = int(((position >= warm) & labelled & sampled & ~finite).sum())
     if nonfinite_after_warmup:
         log.warning("%s: %d rows with non-finite features after warm-up excluded (see report)",
                     symbol, nonfinite_after_warmup)
@@ -68,6 +70,7 @@ def _symbol_frame(
         "warmup_bars": warm,
         "unlabelled_tail": int((~labelled[warm:]).sum()),
         "nonfinite_after_warmup": nonfinite_after_warmup,
+        "not_sampled": int(((position >= warm) & labelled & ~sampled).sum()),
         "rows": len(rows),
         "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
         "gaps": gap_report(bars.index, base, break_minutes=1440.0 - session_minutes),
