@@ -20,6 +20,7 @@ from factory.adapters.base import check_compatible
 from factory.config import build, validate
 from factory.ensemble.runner import run_ensemble
 from factory.errors import FactoryError
+from factory.evaluation.regime_report import regime_table
 from factory.models.artifacts import save_model
 from factory.phase1 import load_or_build
 from factory.training.cross_validation import returns_of, run_cross_validation
@@ -27,8 +28,8 @@ from factory.training.oof_store import OOFStore, model_key
 from factory.training.trainer import fit_predict
 
 log = logging.getLogger(__name__)
-SUMMARY_KEYS = ["accuracy", "f1_macro", "log_loss", "sharpe", "sortino", "max_drawdown",
-                "win_rate", "profit_factor", "n_trades"]
+SUMMARY_KEYS = ["accuracy", "f1_macro", "log_loss", "sharpe", "oracle_sharpe", "sortino",
+                "max_drawdown", "win_rate", "profit_factor", "n_trades"]
 
 
 def _hydra_context() -> dict:
@@ -72,6 +73,7 @@ def evaluate_splits(evaluator, ds, predictions: dict[str, pd.DataFrame],
     metrics, backtests = {}, {}
     for split, pred in predictions.items():
         metrics[split], backtests[split] = evaluator.evaluate(pred, ds)
+        metrics[split].update(evaluator.split_report(pred, ds, backtests[split], split))
         pred.to_parquet(out_dir / "predictions" / f"{split}.parquet", index=False)
         backtests[split].trades.to_parquet(out_dir / "predictions" / f"{split}_trades.parquet")
         returns_of(backtests[split].equity).to_frame().to_parquet(
@@ -139,7 +141,7 @@ def _finish(cfg, ds, evaluator, out_dir: Path, metrics: dict, predictions: dict,
                                                            default=str))
     title = f"{cfg.get('name') or name} (horizon {ds.horizon})"
     plot_paths = evaluator.write_plots(out_dir / "plots", predictions, backtests, importance,
-                                       title)
+                                       title, ds=ds)
     tracker = build(cfg.tracker)
     tracker.start(out_dir, OmegaConf.to_container(cfg, resolve=True), name=title,
                   tags=[*tags, f"h{ds.horizon}"], group=ctx.get("group"))
@@ -147,6 +149,7 @@ def _finish(cfg, ds, evaluator, out_dir: Path, metrics: dict, predictions: dict,
     tracker.log_images(plot_paths)
     tracker.finish()
     log.info("%s", summary_table(metrics, title))
+    log.info("by regime:\n%s", regime_table(metrics))
     log.info("run directory: %s", out_dir)
     return objective_value(metrics, str(cfg.objective))
 
