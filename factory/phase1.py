@@ -25,6 +25,7 @@ from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
 from factory.labeling.weights import sample_weights
 from factory.splits.holdout import SPLITS, HoldoutSplit
+from factory.splits.kfold import PurgedKFold
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,17 @@ def _add_train_fitted(X: pd.DataFrame, meta: pd.DataFrame, barset: BarSet,
     return pd.concat([X, pd.DataFrame(extra, index=X.index)], axis=1), state
 
 
+def _select_features(X: pd.DataFrame, meta: pd.DataFrame, features: FeaturePipeline,
+                     split: HoldoutSplit) -> tuple[list[str], dict]:
+    """``features.selection`` on purged k-fold splits of the training rows only."""
+    train = np.flatnonzero(meta["split"].to_numpy() == "train")
+    folds = PurgedKFold(features.selection.n_splits, split.purge_bars, split.embargo_bars,
+                        train=1.0, val=0.0, test=0.0).split(meta.iloc[train])
+    folds = [(train[a], train[b]) for a, b in folds]
+    y = meta["label"].to_numpy().astype(np.int64) + (0 if "side" in meta else 1)
+    return features.selection.select(X, y, meta["weight"].to_numpy(), folds)
+
+
 def build_dataset(
     barset: BarSet, features: FeaturePipeline, labeler: TripleBarrierLabeler, split: HoldoutSplit
 ) -> Dataset:
@@ -132,6 +144,10 @@ def build_dataset(
     if any(dropped.values()):
         log.info("features dropped on training rows: %s",
                  {k: len(v) for k, v in dropped.items() if v})
+    selection = None
+    if features.selection is not None:  # MDA inside purged folds of the training rows
+        kept, selection = _select_features(X, meta, features, split)
+        X = X[kept]
     for sym in barset.symbols:
         sub = meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
@@ -151,7 +167,8 @@ def build_dataset(
         "feature_set": features.name,
         "warmup_bars": features.warmup_for(barset.timeframe),
         "report": {"symbols": report, "data": barset.report, "features_dropped": dropped,
-                   "feature_warmups": features.warmups(), "features_kept": len(kept)},
+                   "feature_warmups": features.warmups(), "features_kept": len(kept),
+                   "selection": selection},
         "fitted": fitted_state,
     }
     for sym in barset.symbols:
