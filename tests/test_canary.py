@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factory.data.synthetic import edge_schedule
+from factory.data.synthetic import SIGNALS, SyntheticSource, edge_schedule
+from factory.errors import FactoryError
 from factory.evaluation.chance import at_chance, chance_figures
 from factory.evaluation.label_report import gross_metrics
 from factory.experiment import run
@@ -36,13 +37,14 @@ THRESHOLD = 0.45  # conf/evaluation/default.yaml
 TABULAR_BASES = ("ensemble.base_overrides={xgboost:['features=core','model.n_estimators=40',"
                  "'model.n_jobs=1'],logistic:['features=core']}")
 FOLDS = ["cv=purged_kfold", "cv.n_splits=3"]
+TORCH = ["trainer.num_threads=1", "trainer.progress=false"]  # 1 thread: ~3x faster on a busy box
 FAMILIES = {
     "booster": ["model=xgboost", "model.n_estimators=60", "model.n_jobs=1"],
     "logistic": ["model=logistic"],
     "recurrent": ["model=gru", "model.max_epochs=2", "model.batch_size=512",
-                  "model.network.hidden_size=16", "adapter.seq_len=16"],
+                  "model.network.hidden_size=16", "adapter.seq_len=16", *TORCH],
     "neuralforecast": ["model=nlinear", "model.max_epochs=2", "model.batch_size=512",
-                       "model.network.hidden=16", "adapter.seq_len=16"],
+                       "model.network.hidden=16", "adapter.seq_len=16", *TORCH],
     "stacking": ["ensemble=stacking", "ensemble.base_models=[xgboost,logistic]", TABULAR_BASES,
                  *FOLDS],
     "kfold": ["model=xgboost", "model.n_estimators=40", "model.n_jobs=1", *FOLDS],
@@ -128,3 +130,16 @@ def test_positive_control_recovers_the_planted_edge(tmp_path):
     rule = gross_metrics(planted_rule(pred, ds), ds, THRESHOLD)
     assert rule["gross_sharpe"] > 3 * rule["gross_sharpe_se"]  # the edge is there to find
     assert max(sharpe.values()) >= 0.5 * rule["gross_sharpe"], (sharpe, rule)
+
+
+def test_synthetic_signal_options_keep_every_draw_but_the_drift():
+    np.testing.assert_allclose(edge_schedule(np.array([0, 360, 720, 1080, 1440 + 360])),
+                               [0.0, np.sqrt(2), 0.0, -np.sqrt(2), np.sqrt(2)], atol=1e-12)
+    kw = {"days": 3, "seed": 5, "timeframe": "1min"}
+    runs = {s: SyntheticSource(signal=s, **kw).load().bars["MES"] for s in SIGNALS}
+    for s in ("none", "planted"):  # same regimes, noise, volume and gaps; another drift
+        pd.testing.assert_index_equal(runs[s].index, runs["momentum"].index)
+        np.testing.assert_array_equal(runs[s]["volume"], runs["momentum"]["volume"])
+        assert not np.array_equal(runs[s]["close"], runs["momentum"]["close"])
+    with pytest.raises(FactoryError, match=r"`data.signal` must be one of momentum, none"):
+        SyntheticSource(signal="trend")

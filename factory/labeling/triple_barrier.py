@@ -263,8 +263,9 @@ class TripleBarrierLabeler:
             res = triple_barrier_multi(o, h, lo, c, um * width, lm * width, horizons, cost,
                                        self.vertical)
             units = dict.fromkeys(horizons, width)
-        else:  # each horizon has its own barriers, so its own walk
-            units = {hz: self.unit(bars, hz) for hz in horizons}
+        else:  # each horizon has its own barriers (the unit x sqrt(h)), so its own walk
+            one = self.unit(bars, 1)
+            units = {hz: one * np.sqrt(hz) for hz in horizons}
             res = {hz: triple_barrier_multi(o, h, lo, c, um * units[hz], lm * units[hz], [hz],
                                             cost, self.vertical)[hz] for hz in horizons}
         side = primary_side(c, self.meta) if self.meta is not None else None
