@@ -24,11 +24,14 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from factory.config import resolve_base_models
     from factory.errors import FactoryError
     from factory.experiment import run
 
     try:
-        return run(cfg)
+        hc = HydraConfig.get()  # ensemble bases: composed now, by Hydra, on this search path
+        overrides = [*hc.overrides.hydra, *hc.overrides.task]
+        return run(resolve_base_models(cfg, hc.job.config_name, overrides))
     except FactoryError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("error: %s", exc)

@@ -41,9 +41,9 @@ TORCH = ["trainer.num_threads=1", "trainer.progress=false"]  # 1 thread: ~3x fas
 FAMILIES = {
     "booster": ["model=xgboost", "model.n_estimators=60", "model.n_jobs=1"],
     "logistic": ["model=logistic"],
-    "recurrent": ["model=gru", "model.max_epochs=2", "model.batch_size=512",
+    "recurrent": ["model=gru", "trainer.max_epochs=2", "model.batch_size=512",
                   "model.network.hidden_size=16", "adapter.seq_len=16", *TORCH],
-    "neuralforecast": ["model=nlinear", "model.max_epochs=2", "model.batch_size=512",
+    "neuralforecast": ["model=nlinear", "trainer.max_epochs=2", "model.batch_size=512",
                        "model.network.hidden=16", "adapter.seq_len=16", *TORCH],
     "stacking": ["ensemble=stacking", "ensemble.base_models=[xgboost,logistic]", TABULAR_BASES,
                  *FOLDS],

@@ -134,7 +134,7 @@ def test_meta_labeling_end_to_end_trades_the_primary_side(make_cfg, tmp_path):
 def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, model):
     """Every sequence / multires / zero-shot model through the real pipeline (1 epoch;
     zero-shot models on tiny random checkpoints of the real classes)."""
-    extra = ["model.max_epochs=1", "trainer.progress=false"]
+    extra = ["trainer.max_epochs=1", "trainer.progress=false"]
     if _trained_by(model) == "zero_shot":
         from tests.test_foundation import tiny_chronos_bolt, tiny_timesfm
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
-from factory.adapters.base import labels_to_index
-from factory.dataset import Dataset
+from factory.dataset import Dataset, labels_to_index
 from factory.errors import FactoryError
 
 
@@ -83,7 +83,7 @@ class ContextInput:
         return replace(self, closes=closes)
 
 
-class ContextAdapter:
+class ContextAdapter(BaseEstimator):
     """Close-price windows (``conf/adapter/context.yaml``).
 
     Parameters

@@ -23,11 +23,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
 from factory.adapters.windows import cached_segment_position, window_ends
 from factory.data.resample import parse_timeframe, resample_bars
-from factory.dataset import Dataset
+from factory.dataset import Dataset, labels_to_index
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,9 @@ import logging
 
 import numpy as np
 
-from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
 from factory.adapters.windows import SequenceInput, cached_segment_position, window_ends
-from factory.dataset import Dataset
+from factory.dataset import Dataset, labels_to_index
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,11 @@ training weights average 1.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.preprocessing import RobustScaler
 
-from factory.adapters.base import TabularInput, labels_to_index
-from factory.dataset import Dataset
+from factory.adapters.base import TabularInput
+from factory.dataset import Dataset, labels_to_index
 from factory.errors import FactoryError
 
 SCALERS = ("standard", "robust")
@@ -34,7 +35,7 @@ def chunked_mean_std(X: np.ndarray, rows: np.ndarray,
     return mean, np.where(std > 0, std, 1.0)
 
 
-class TabularAdapter:
+class TabularAdapter(BaseEstimator):
     """2-D adapter (``conf/adapter/tabular.yaml``).
 
     Parameters

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from factory.dataset import PROBA_COLUMNS
+
 
 @dataclass
 class BacktestResult:
@@ -76,7 +78,7 @@ def run_backtest(
     series, trade_frames = [], []
     for sym, sub in pred.groupby("symbol", sort=True):
         sub = sub.sort_values("bar_idx")
-        proba = sub[["p_short", "p_flat", "p_long"]].to_numpy()
+        proba = sub[PROBA_COLUMNS].to_numpy()
         best = proba.argmax(axis=1)
         side = np.where(proba.max(axis=1) >= threshold, best - 1, 0)
         if "side" in sub:  # meta-labels: class +1 means "take the primary side"

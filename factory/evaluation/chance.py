@@ -25,11 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from factory.dataset import Dataset
+from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.evaluation.label_report import gross_metrics
 from factory.labeling.weights import average_uniqueness
-
-PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
 
 
 def effective_count(pred: pd.DataFrame, ds: Dataset, mask: np.ndarray | None = None) -> float:

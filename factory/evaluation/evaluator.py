@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, log_loss
 
-from factory.dataset import Dataset
+from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.errors import FactoryError
 from factory.evaluation import plots
 from factory.evaluation.backtest import BacktestResult, run_backtest
@@ -19,7 +19,9 @@ from factory.evaluation.metrics import LABELS, classification_metrics
 from factory.evaluation.regime_report import RegimeSpec, regime_breakdown, regime_plot
 
 log = logging.getLogger(__name__)
-PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
+# The metrics of the run's summary table and of comparison tables (ensemble, multirun).
+SUMMARY_KEYS = ["accuracy", "f1_macro", "log_loss", "sharpe", "oracle_sharpe", "sortino",
+                "max_drawdown", "win_rate", "profit_factor", "n_trades"]
 
 
 class Evaluator:

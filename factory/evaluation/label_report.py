@@ -21,10 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from factory.dataset import Dataset
+from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.evaluation.backtest import BacktestResult, run_backtest
-
-PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
 
 
 def label_report(ds: Dataset, split: str) -> dict:

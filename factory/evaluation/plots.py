@@ -11,7 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-CLASS_NAMES = ["short (-1)", "flat (0)", "long (+1)"]
+from factory.dataset import CLASS_NAMES, CLASSES  # noqa: E402
+
+AXIS_NAMES = [f"{name} ({label:+d})" if label else f"{name} (0)"
+              for name, label in zip(CLASS_NAMES, CLASSES, strict=True)]
 
 
 def equity_curve(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
@@ -37,8 +40,8 @@ def confusion(matrix: np.ndarray, path: Path, title: str) -> Path:
         for j in range(3):
             ax.text(j, i, f"{matrix[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center",
                     color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
-    ax.set_xticks(range(3), CLASS_NAMES, fontsize=8)
-    ax.set_yticks(range(3), CLASS_NAMES, fontsize=8)
+    ax.set_xticks(range(3), AXIS_NAMES, fontsize=8)
+    ax.set_yticks(range(3), AXIS_NAMES, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

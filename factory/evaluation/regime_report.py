@@ -28,14 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factory.dataset import Dataset
+from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.evaluation.backtest import BacktestResult, bar_returns
 from factory.evaluation.metrics import classification_metrics
 from factory.features.catalog.regime import trend_regime, volatility_regime
 
 STATES = {"volatility": ("low", "normal", "high"), "trend": ("down", "flat", "up")}
 UNKNOWN = "unknown"
-PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
 
 
 @dataclass(frozen=True)
