@@ -12,8 +12,11 @@ from factory.errors import FactoryError
 from factory.signatures import check_node
 
 
-def run_name(model: str, ensemble: str | None = None) -> str:
-    """Run label: the ensemble's name when one is configured, else the model's."""
+def run_name(model: str, ensemble: str | None = None, task: str | None = None) -> str:
+    """Run label: a task other than training, else the ensemble's name when one is
+    configured, else the model's."""
+    if task not in (None, "train", ""):
+        return str(task)
     return model if ensemble in (None, "none", "") else str(ensemble)
 
 
