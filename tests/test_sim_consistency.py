@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import talib
 
 from factory.config import build
 from factory.evaluation.backtest import portfolio_metrics, run_backtest
@@ -40,16 +39,14 @@ def _predictions(ds, split: str, seed: int = 0) -> pd.DataFrame:
 
 
 def _widths(cfg, ds, pred) -> pd.DataFrame:
-    """The label's barrier widths in points, computed the labeler's way (ATR x multiplier)."""
+    """The label's barrier widths in points, computed the labeler's way (unit x multiplier)."""
     labeler = build(cfg.labeling)
     out = []
     for sym, sub in pred.groupby("symbol", sort=True):
-        b = ds.bars[sym]
-        atr = talib.ATR(*(b[k].to_numpy(np.float64) for k in ("high", "low", "close")),
-                        timeperiod=labeler.atr_period)
+        unit = labeler.unit(ds.bars[sym], ds.horizon)
         um, lm = labeler.multipliers(sym)
         i = sub["bar_idx"].to_numpy()
-        out.append(sub.assign(width_up=(um * atr)[i], width_dn=(lm * atr)[i]))
+        out.append(sub.assign(width_up=(um * unit)[i], width_dn=(lm * unit)[i]))
     return pd.concat(out)
 
 

@@ -12,4 +12,4 @@ class Plots:
     def write(self, result: RunResult) -> None:
         result.plots = result.evaluator.write_plots(
             result.out_dir / "plots", result.predictions, result.backtests, result.importance,
-            result.title)
+            result.title, ds=result.ds)

@@ -7,6 +7,7 @@ import logging
 import pandas as pd
 
 from factory.evaluation.evaluator import SUMMARY_KEYS
+from factory.evaluation.regime_report import regime_table
 from factory.outputs.base import RunResult
 
 log = logging.getLogger("factory.experiment")
@@ -34,4 +35,5 @@ class SummaryLog:
 
     def write(self, result: RunResult) -> None:
         log.info("%s", summary_table(result.metrics, result.title))
+        log.info("by regime:\n%s", regime_table(result.metrics))
         log.info("run directory: %s", result.out_dir)
