@@ -109,7 +109,10 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
             raise FactoryError("ensemble base models are composed with Hydra's config loader; "
                                "run through run.py or inside hydra.initialize_config_dir(...)")
         loader = GlobalHydra.instance().config_loader()
-    valid = sorted(loader.get_group_options("model"))
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    kept = [o.input_line for o in parsed if not _sets_predictor(o)]
+    # the run's search path (`hydra.searchpath` on the command line included): users' models
+    valid = sorted(loader.get_group_options("model", config_name=config_name, overrides=kept))
     unknown = [str(n) for n in names if str(n) not in valid]
     if unknown:
         raise FactoryError(f"`ensemble.base_models`: no model config named {unknown}; valid: "
@@ -120,8 +123,6 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
     if stray:
         raise FactoryError(f"`ensemble.base_overrides` names {stray}, which are not in "
                            f"ensemble.base_models {list(names)}")
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    kept = [o.input_line for o in parsed if not _sets_predictor(o)]
     paths = OmegaConf.to_container(cfg.paths, resolve=True)
     bases = {}
     for name in map(str, names):

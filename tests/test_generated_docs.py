@@ -44,12 +44,14 @@ def test_every_group_option_and_model_is_documented(pages):
     for group in configuration.groups():
         for option in sorted((CONF / group).glob("*.yaml")):
             heading, row = f"### {group}={option.stem}", f"| `{option.stem}` |"  # row: a matrix
-            assert heading in text or row in text, f"{group}={option.stem} missing"
-    for path in sorted((CONF / "ensemble" / "combiner").glob("*.yaml")):
-        assert f"### ensemble/combiner={path.stem}:" in text
+            found = heading in text or row in text
+            assert found, f"{group}={option.stem} is in no page; regenerate: {COMMAND}"
+    combiners = sorted(p.stem for p in (CONF / "ensemble" / "combiner").glob("*.yaml"))
+    missing = [c for c in combiners if f"### ensemble/combiner={c}:" not in text]
+    assert combiners and missing == [], f"combiners {missing} missing; regenerate: {COMMAND}"
     models = describe.PAGE.read_text()
-    for name in model_names():
-        assert f"| `{name}` |" in models
+    missing = [name for name in model_names() if f"| `{name}` |" not in models]
+    assert missing == [], f"docs/models.md lacks {missing}; regenerate: {COMMAND}"
     measured = json.loads(describe.BENCHMARKS.read_text())["models"]
     stray = sorted(set(measured) - set(model_names()))
     assert stray == [], f"docs/data/model_benchmarks.json names no model config: {stray}"

@@ -110,11 +110,11 @@ def sweeps() -> str:
         data = yaml.safe_load(path.read_text()) or {}
         sweeper = (data.get("hydra") or {}).get("sweeper") or {}
         params = sweeper.get("params") or {}
-        space = "<br>".join(f"`{k}`: `{v}`" for k, v in params.items())
+        space = "<br>".join(cell(f"`{k}`: `{v}`") for k, v in params.items())
         other = ", ".join(f"`{k}: {v}`" for k, v in sweeper.items()
                           if k not in ("params", "sampler", "study_name", "direction"))
         rows.append([f"`+sweeps={path.stem}`", cell(read(path).header),
-                     cell(space), cell(other)])
+                     space, cell(other)])
     return table(rows, ["sweep", "what it is", "search space (`hydra.sweeper.params`)",
                         "sweeper settings"])
 
