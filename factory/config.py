@@ -12,8 +12,11 @@ from factory.errors import FactoryError
 from factory.signatures import check_node
 
 
-def run_name(model: str, ensemble: str | None = None) -> str:
-    """Run label: the ensemble's name when one is configured, else the model's."""
+def run_name(model: str, ensemble: str | None = None, task: str | None = None) -> str:
+    """Run label: a task other than training, else the ensemble's name when one is
+    configured, else the model's."""
+    if task not in (None, "train", ""):
+        return str(task)
     return model if ensemble in (None, "none", "") else str(ensemble)
 
 
@@ -91,7 +94,8 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
 
     Each name in ``ensemble.base_models`` is composed by Hydra's own config loader (the
     current search path, so a user's model YAMLs on ``hydra.searchpath`` work as bases) from
-    this run's command line ``overrides`` minus those that choose the predictor (``model``,
+    this run's command-line ``overrides`` (Hydra's own, such as ``hydra.searchpath``, and the
+    task's) minus those that choose the predictor (``model``,
     ``features``, ``adapter``, ``ensemble``), plus ``model=<name>``, ``ensemble=none`` and the
     base's ``ensemble.base_overrides``. The results go to ``ensemble.bases`` (resolved, with
     this run's paths); nothing is composed once the run has started. Unknown names fail here,
@@ -111,7 +115,6 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
         loader = GlobalHydra.instance().config_loader()
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     kept = [o.input_line for o in parsed if not _sets_predictor(o)]
-    # the run's search path (`hydra.searchpath` on the command line included): users' models
     valid = sorted(loader.get_group_options("model", config_name=config_name, overrides=kept))
     unknown = [str(n) for n in names if str(n) not in valid]
     if unknown:

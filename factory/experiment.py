@@ -62,7 +62,8 @@ def run(cfg: DictConfig) -> float:
     predictor.fit(ds)
     predictions = {s: predictor.predict(ds, ds.rows(s)) for s in SPLITS}
     evaluated = {s: evaluator.evaluate(pred, ds) for s, pred in predictions.items()}
-    metrics: dict = {s: evaluated[s][0] for s in SPLITS}
+    metrics: dict = {s: {**evaluated[s][0], **evaluator.split_report(
+        predictions[s], ds, evaluated[s][1], s)} for s in SPLITS}
     if cv is not None:
         metrics["cv"] = cv.metrics
     tables, blocks = predictor.reports(ds, evaluator, predictions)

@@ -25,6 +25,7 @@ from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
 from factory.labeling.weights import sample_weights
 from factory.splits.holdout import SPLITS, HoldoutSplit
+from factory.splits.kfold import PurgedKFold
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ def _symbol_frame(
     position = np.arange(n)
     labelled = labels["exit_idx"].to_numpy() >= 0
     finite = np.isfinite(feats.to_numpy()).all(axis=1)
-    keep = (position >= warm) & labelled & finite
-    nonfinite_after_warmup = int(((position >= warm) & labelled & ~finite).sum())
+    # labeling.events=cusum: only sampled bars are rows (counted in the report)
+    sampled = labels["event"].to_numpy() if "event" in labels else np.ones(n, bool)
+    keep = (position >= warm) & labelled & finite & sampled
+    nonfinite_after_warmup = int(((position >= warm) & labelled & sampled & ~finite).sum())
     if nonfinite_after_warmup:
         log.warning("%s: %d rows with non-finite features after warm-up excluded (see report)",
                     symbol, nonfinite_after_warmup)
@@ -68,6 +71,7 @@ def _symbol_frame(
         "warmup_bars": warm,
         "unlabelled_tail": int((~labelled[warm:]).sum()),
         "nonfinite_after_warmup": nonfinite_after_warmup,
+        "not_sampled": int(((position >= warm) & labelled & ~sampled).sum()),
         "rows": len(rows),
         "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
         "gaps": gap_report(bars.index, base, break_minutes=1440.0 - session_minutes),
@@ -93,6 +97,17 @@ def _add_train_fitted(X: pd.DataFrame, meta: pd.DataFrame, barset: BarSet,
         for name, values in columns.items():
             extra[name][rows] = values[bar_idx]
     return pd.concat([X, pd.DataFrame(extra, index=X.index)], axis=1), state
+
+
+def _select_features(X: pd.DataFrame, meta: pd.DataFrame, features: FeaturePipeline,
+                     split: HoldoutSplit) -> tuple[list[str], dict]:
+    """``features.selection`` on purged k-fold splits of the training rows only."""
+    train = np.flatnonzero(meta["split"].to_numpy() == "train")
+    folds = PurgedKFold(features.selection.n_splits, split.purge_bars, split.embargo_bars,
+                        train=1.0, val=0.0, test=0.0).split(meta.iloc[train])
+    folds = [(train[a], train[b]) for a, b in folds]
+    y = meta["label"].to_numpy().astype(np.int64) + (0 if "side" in meta else 1)
+    return features.selection.select(X, y, meta["weight"].to_numpy(), folds)
 
 
 def build_dataset(
@@ -129,6 +144,10 @@ def build_dataset(
     if any(dropped.values()):
         log.info("features dropped on training rows: %s",
                  {k: len(v) for k, v in dropped.items() if v})
+    selection = None
+    if features.selection is not None:  # MDA inside purged folds of the training rows
+        kept, selection = _select_features(X, meta, features, split)
+        X = X[kept]
     for sym in barset.symbols:
         sub = meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
@@ -148,7 +167,8 @@ def build_dataset(
         "feature_set": features.name,
         "warmup_bars": features.warmup_for(barset.timeframe),
         "report": {"symbols": report, "data": barset.report, "features_dropped": dropped,
-                   "feature_warmups": features.warmups(), "features_kept": len(kept)},
+                   "feature_warmups": features.warmups(), "features_kept": len(kept),
+                   "selection": selection},
         "fitted": fitted_state,
     }
     for sym in barset.symbols:

@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -166,8 +165,8 @@ def test_soft_voting_is_the_weighted_mean(data):
 
 
 def test_ablation_one_delta_per_model(data):
-    out = ablation(lambda: SoftVoting(weights="learned"), data["P"], data["y"], NAMES, P_eval=data["P_test"],
-                   y_eval=data["y_test"])
+    out = ablation(lambda: SoftVoting(weights="learned"), data["P"], data["y"], NAMES,
+                   P_eval=data["P_test"], y_eval=data["y_test"])
     assert set(out["delta"]) == set(NAMES) and out["metric"] == "log_loss"
     assert out["delta"]["A"] > 0.05 and out["delta"]["B"] > 0.05  # each carries half the rows
     assert abs(out["delta"]["C"]) < out["delta"]["A"] / 5

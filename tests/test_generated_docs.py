@@ -15,8 +15,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from factory.docgen import configuration
+from factory.docgen import models as describe
 from factory.docgen.yamldoc import COMMAND, YamlFile, docstring_params, splice
-from factory.models import describe
 from tests.conftest import CONF, ROOT, model_names
 
 STALE = f"stale; regenerate with: {COMMAND}"

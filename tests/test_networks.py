@@ -1,4 +1,5 @@
-"""Every torch network of ours (discovered from conf/model) honours the contract the shared trainer relies on.
+"""Every torch network of ours (discovered from conf/model) honours the contract the shared
+trainer relies on.
 
 Shapes in, logits out; every parameter trains; a seed fixes the output; the per-step
 representations of the TCN and of the causal transformer never see later steps; bad

@@ -217,7 +217,7 @@ def test_multivariate_mode_and_channels_size_the_backbone():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"architecture": "NotAModel"}, "not an allowed neuralforecast architecture"),
+    ({"architecture": "NotAModel"}, "is not a neuralforecast network"),
     ({"architecture": "xLSTM"}, "xLSTM is excluded because"),
     ({"architecture": "TimeLLM"}, "TimeLLM is excluded because"),
     ({"architecture": "Informer"}, "ProbSparse attention samples keys"),

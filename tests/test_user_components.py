@@ -1,112 +1,142 @@
-"""Users' own components, as docs/adding_a_model.md shows them (its code is what runs here).
+"""A user's own model, in their own package and their own config directory, end to end.
 
-The page's Python examples are written into a package of the test's own (``my_models``, on
-``sys.path`` only for the test) and exercised: the tabular model, the network and the
-combiner honour their contracts; the pickle-free HistGradientBoosting model saves, is refused
-on load unless its package is trusted (``trusted_modules``), and then reloads to the same
-probabilities; a model YAML on a user's search path is a valid ensemble base.
+The package lives outside the project (on PYTHONPATH), its YAML in a directory added with
+``hydra.searchpath``: it trains as a single model and as an ensemble base (names resolved by
+Hydra's own config loading), its artifacts save and reload when the config trusts its
+package, and loading refuses it (saying how to trust it) when it does not.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from factory.config import resolve_base_models
+from factory.ensemble.predictor import EnsemblePredictor
 from factory.errors import FactoryError
-from factory.models.artifacts import load_model, save_model
-from tests.conftest import CONF, ROOT
+from factory.experiment import run
+from factory.training.predictor import ModelPredictor
+from tests.conftest import ROOT, TINY
 
-PAGE = ROOT / "docs" / "adding_a_model.md"
+MODEL = '''
+"""Nearest centroid with a softmax over negative squared distances: a user's own model."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from factory.models.base import TabularClassifier
 
 
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", PAGE.read_text(), re.S)
+class Centroids(TabularClassifier):
+    family = "classical"
+    scaling = "standard"
+
+    def __init__(self, temperature: float = 1.0, random_state: int = 0) -> None:
+        self.temperature = temperature
+        self.random_state = random_state
+
+    def _fit_encoded(self, X, y, sample_weight, eval_set):
+        w = np.ones(len(y)) if sample_weight is None else sample_weight
+        self.centroids_ = np.stack([np.average(X[y == k], axis=0, weights=w[y == k])
+                                    for k in range(len(self.classes_))])
+
+    def _predict_encoded(self, X):
+        d = ((np.asarray(X, float)[:, None, :] - self.centroids_[None]) ** 2).sum(-1)
+        z = -d / (self.temperature * X.shape[1])
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def native_state(self):
+        return self._base_state()
+
+    def save_native(self, path):
+        (Path(path) / "centroids.json").write_text(json.dumps(self.centroids_.tolist()))
+        return ["centroids.json"]
+
+    @classmethod
+    def load_native(cls, path, params, state):
+        model = cls(**params)
+        model._load_base_state(state)
+        model.centroids_ = np.asarray(json.loads((Path(path) / "centroids.json").read_text()))
+        return model
+'''
+
+YAML = '''
+# My nearest-centroid model (my_models.centroids.Centroids).
+defaults:
+  - override /features@_global_.features: core
+_target_: my_models.centroids.Centroids
+temperature: 2.0
+random_state: ${seed}
+'''
 
 
 @pytest.fixture(scope="module")
-def my_models(tmp_path_factory):
-    """The page's Python examples as modules of a user package ``my_models``."""
+def user_project(tmp_path_factory):
     root = tmp_path_factory.mktemp("user")
-    pkg = root / "my_models"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    names = {}
-    for i, code in enumerate(_blocks("python")):
-        cls = re.search(r"^class (\w+)\(", code, re.M)[1]
-        (pkg / f"example_{i}.py").write_text(code)
-        names[cls] = f"my_models.example_{i}"
-    sys.path.insert(0, str(root))
-    try:
-        import importlib
-
-        yield {cls: getattr(importlib.import_module(mod), cls) for cls, mod in names.items()}
-    finally:
-        sys.path.remove(str(root))
-        for mod in [m for m in sys.modules if m == "my_models" or m.startswith("my_models.")]:
-            del sys.modules[mod]
+    (root / "pkg" / "my_models").mkdir(parents=True)
+    (root / "pkg" / "my_models" / "__init__.py").write_text("")
+    (root / "pkg" / "my_models" / "centroids.py").write_text(textwrap.dedent(MODEL))
+    (root / "conf" / "model").mkdir(parents=True)
+    (root / "conf" / "model" / "my_centroid.yaml").write_text(textwrap.dedent(YAML))
+    env = {**os.environ, "PYTHONPATH": f"{root / 'pkg'}{os.pathsep}{ROOT}",
+           "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "run.py", *TINY, f"paths.cache_dir={root / 'cache'}",
+           f"hydra.searchpath=[file://{root / 'conf'}]", "trusted_modules=[my_models]",
+           "model=my_centroid", f"hydra.run.dir={root / 'single'}"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sys.path.insert(0, str(root / "pkg"))
+    yield root
+    sys.path.remove(str(root / "pkg"))
 
 
-def _data(n: int = 600, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 5))
-    y = np.array([-1, 0, 1])[np.digitize(X[:, 0] + 0.3 * rng.standard_normal(n), [-0.4, 0.4])]
-    return X, y
+def test_user_model_trains_end_to_end_from_the_command_line(user_project):
+    single = json.loads((user_project / "single" / "metrics.json").read_text())
+    assert single["info"]["model"] == "my_centroid" and single["info"]["family"] == "classical"
+    assert 0.2 < single["test"]["accuracy"] < 1.0
 
 
-def test_the_page_shows_every_kind_of_component(my_models):
-    assert {"ExtraTreesModel", "CNN1DNet", "GeometricMean", "HistGBModel"} <= set(my_models)
+def test_user_model_yaml_on_the_search_path_is_an_ensemble_base(user_project, make_cfg,
+                                                                tmp_path):
+    cfg = make_cfg(f"hydra.searchpath=[file://{user_project / 'conf'}]",
+                   "trusted_modules=[my_models]", "ensemble=voting",
+                   "ensemble.base_models=[logistic,my_centroid]", "ensemble.oof_cv.n_splits=3",
+                   "ensemble.base_overrides={logistic:['features=core']}")
+    assert cfg.ensemble.bases.my_centroid.model._target_ == "my_models.centroids.Centroids"
+    run(cfg)
+    vote = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert vote["ensemble"]["base_models"] == ["logistic", "my_centroid"]
+    assert set(vote["ensemble"]["combiner"]["weights"]) == {"logistic", "my_centroid"}
+    with pytest.raises(FactoryError, match="trusted_modules"):
+        EnsemblePredictor.load(tmp_path / "run" / "model")
+    ensemble = EnsemblePredictor.load(tmp_path / "run" / "model", trusted_modules=["my_models"])
+    assert list(ensemble.bases_) == ["logistic", "my_centroid"]
 
 
-def test_tabular_examples_fit_predict_save_and_load(my_models, tmp_path):
-    X, y = _data()
-    small = {"ExtraTreesModel": {"n_estimators": 20, "n_jobs": 1}, "HistGBModel": {"max_iter": 20}}
-    for name, size in small.items():
-        model = my_models[name](random_state=0, **size)
-        model.fit(X[:400], y[:400], eval_set=[(X[400:500], y[400:500])])
-        proba = model.predict_proba(X[500:])
-        assert list(model.classes_) == [-1, 0, 1] and proba.shape == (100, 3)
-        assert (model.predict(X[500:]) == y[500:]).mean() > 0.6, name
-        save_model(model, tmp_path / name, [f"f{i}" for i in range(5)])
-        with pytest.raises(FactoryError, match=r"trusted_modules=\[my_models\]"):
-            load_model(tmp_path / name)  # a user's class is refused unless trusted
-        loaded, manifest = load_model(tmp_path / name, trusted_modules=["my_models"])
-        assert manifest["class"].startswith("my_models.")
-        np.testing.assert_array_equal(loaded.predict_proba(X[500:]), proba)
-        assert not any(f.endswith((".pkl", ".joblib")) for f in manifest["files"])
+def test_user_artifacts_reload_only_when_trusted(user_project):
+    root = user_project
+    from factory.phase1 import load_or_build
+    from tests.conftest import compose_config
 
+    model_dir = root / "single" / "model"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["class"] == "my_models.centroids.Centroids"
+    with pytest.raises(FactoryError, match=r"trusted_modules=\[my_models\]"):
+        ModelPredictor.load(model_dir)
+    loaded = ModelPredictor.load(model_dir, trusted_modules=["my_models"])
+    cfg = compose_config(root / "again", "model=logistic", "features=core",
+                         f"paths.cache_dir={root / 'cache'}")
+    ds = load_or_build(cfg)[0]
+    frame = loaded.predict(ds, ds.rows("test"))
+    import pandas as pd
 
-def test_network_and_combiner_examples(my_models):
-    import torch
-
-    net = my_models["CNN1DNet"]((24, 5), 3, channels=8, kernel_size=3, dropout=0.0)
-    assert net(torch.randn(4, 24, 5)).shape == (4, 3)
-    with pytest.raises(FactoryError, match=r"model\.network\.channels"):
-        my_models["CNN1DNet"]((24, 5), 3, channels=0)
-    rng = np.random.default_rng(1)
-    P = rng.dirichlet(np.ones(3), size=(50, 2))
-    comb = my_models["GeometricMean"](weights=[3, 1]).fit(P, rng.integers(0, 3, 50))
-    expected = P[:, 0] ** 0.75 * P[:, 1] ** 0.25
-    np.testing.assert_allclose(comb.predict_proba(P), expected / expected.sum(1, keepdims=True))
-    again = type(comb).from_state(comb.state())
-    np.testing.assert_array_equal(again.predict_proba(P), comb.predict_proba(P))
-
-
-def test_a_model_yaml_on_the_users_search_path_is_an_ensemble_base(tmp_path):
-    user_conf = tmp_path / "conf" / "model"
-    user_conf.mkdir(parents=True)
-    (user_conf / "my_logistic.yaml").write_text((CONF / "model" / "logistic.yaml").read_text())
-    overrides = [f"paths.output_dir={tmp_path / 'run'}", "ensemble=voting",
-                 "ensemble.base_models=[xgboost,my_logistic]",
-                 f"hydra.searchpath=[file://{tmp_path / 'conf'}]"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = resolve_base_models(compose("config", overrides=overrides), "config", overrides)
-        assert cfg.ensemble.bases.my_logistic.model._target_.endswith("LogisticModel")
-        assert cfg.ensemble.bases.my_logistic.features.name == "boosting_optimal"
-        plain = overrides[:3]  # without the search path the name is unknown, before any work
-        with pytest.raises(FactoryError, match="no model config named"):
-            resolve_base_models(compose("config", overrides=plain), "config", plain)
+    saved = pd.read_parquet(root / "single" / "predictions" / "test.parquet")
+    np.testing.assert_array_equal(frame[["p_short", "p_flat", "p_long"]].to_numpy(),
+                                  saved[["p_short", "p_flat", "p_long"]].to_numpy())

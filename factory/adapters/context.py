@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from factory.dataset import Dataset, labels_to_index
+from factory.dataset import Dataset
 from factory.errors import FactoryError
 
 
@@ -138,7 +138,7 @@ class ContextAdapter(BaseEstimator):
             barrier_dn=geometry[:, 1],
             cost=geometry[:, 2],
             horizon=ds.horizon,
-            y=labels_to_index(meta["label"].to_numpy()[rows]),
+            y=ds.label_index(rows),
             weight=np.ones(len(rows)),
             rows=rows,
             feature_names=["close"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -15,11 +14,9 @@ log = logging.getLogger("factory.docgen")
 
 def generated() -> dict[Path, str]:
     """Every generated page's current text re-rendered: ``{path: text}``."""
-    from factory.docgen import configuration
+    from factory.docgen import configuration, models
+    from factory.features import describe as features
 
-    # by name, like every class this package reads: docgen sits above the pipeline's stages
-    models = importlib.import_module("factory.models.describe")
-    features = importlib.import_module("factory.features.describe")
     pages = {p: p.read_text() for p in configuration.pages()}
     out = configuration.regenerate(pages)
     out[models.PAGE] = models.regenerate(models.PAGE.read_text())

@@ -234,7 +234,7 @@ def render(name: str, documented: set[str] | None = None) -> str:
         rest = [g for g in groups() if g not in (documented or set())]
         if not rest:
             return "(none: every group has its own section above)"
-        return "\n".join(f"## {g}\n\n" + group_section(g) for g in rest)
+        return "\n".join(f"### {g}\n\n" + group_section(g, level=4) for g in rest)
     raise KeyError(f"unknown generated section {name!r} (known: {sorted(SECTIONS)}, "
                    f"group:<name>, other-groups)")
 

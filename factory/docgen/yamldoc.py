@@ -25,6 +25,7 @@ name only (``hydra.utils.get_class``), as Hydra does: this module imports no pip
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -200,15 +201,14 @@ def read(path: Path) -> YamlFile:
 
 # -- classes: docstrings and signatures ---------------------------------------------------------
 def get_class(target: str | None):
-    """The class a ``_target_`` names (None when it cannot be imported here)."""
+    """The class (or function) a ``_target_`` names, imported by name as Hydra does.
+
+    An import error propagates: a YAML naming a missing class is a bug the docs must not hide.
+    """
     if not target:
         return None
-    from hydra.utils import get_class as hydra_get_class
-
-    try:
-        return hydra_get_class(target)
-    except Exception:  # noqa: BLE001 - an optional dependency missing: the doc still renders
-        return None
+    module, _, name = str(target).rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _plain_rst(text: str) -> str:

@@ -74,8 +74,9 @@ def predict_output(model, x) -> PredictionOutput:
 
 def prediction_frame(ds: Dataset, rows: np.ndarray, out: PredictionOutput) -> pd.DataFrame:
     """Meta columns of ``rows`` plus the probabilities (and any expected return/confidence)."""
-    extra = ["side"] if "side" in ds.meta else []  # meta-labeling: the primary model's side
-    frame = ds.meta.iloc[rows][META_COLUMNS + extra].reset_index(drop=True)
+    # new bars (a bundle's predictions) have no label columns; meta-labels add the side
+    columns = [c for c in [*META_COLUMNS, "side"] if c in ds.meta]
+    frame = ds.meta.iloc[rows][columns].reset_index(drop=True)
     frame[PROBA_COLUMNS] = out.proba
     if out.expected_return is not None:
         frame["expected_return"] = out.expected_return

@@ -1,7 +1,7 @@
 """docs/models.md's tables, generated from the model YAMLs, the classes and measured data.
 
-``python -m factory.models.describe`` (or ``python -m factory.docgen``, every generated page)
-re-renders the generated sections of docs/models.md and leaves its prose as it is;
+``python -m factory.docgen`` (every generated page) re-renders the generated sections of
+docs/models.md and leaves its prose as it is;
 tests/test_generated_docs.py fails when the page is stale. The sections:
 
 * ``models-summary``: how many models of each family;
@@ -21,14 +21,12 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import logging
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 from factory.docgen.yamldoc import (
-    COMMAND,
     CONF,
     DOCS,
     ROOT,
@@ -41,7 +39,6 @@ from factory.docgen.yamldoc import (
     table,
 )
 
-log = logging.getLogger(__name__)
 PAGE = DOCS / "models.md"
 BENCHMARKS = DOCS / "data" / "model_benchmarks.json"
 FULL_SIZE = "full-size (GPU):"
@@ -170,10 +167,3 @@ def render(name: str) -> str:
 
 def regenerate(text: str) -> str:
     return splice(text, render)
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if regenerate(PAGE.read_text()) != PAGE.read_text():
-        PAGE.write_text(regenerate(PAGE.read_text()))
-        log.info("regenerated %s (every generated page: %s)", PAGE.relative_to(ROOT), COMMAND)
