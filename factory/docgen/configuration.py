@@ -127,7 +127,7 @@ def ensemble_options() -> str:
     parts = [option_section(read(p), f"ensemble={p.stem}") for p in files]
     for path in sorted((CONF / "ensemble" / "shared").glob("*.yaml")):
         parts.insert(1, option_section(read(path), f"ensemble/shared={path.stem} (keys "
-                                       f"shared by every ensemble)"))
+                                       f"shared by every ensemble)", prefix="ensemble."))
     return "\n".join(parts)
 
 

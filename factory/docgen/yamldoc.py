@@ -305,7 +305,7 @@ def key_rows(yf: YamlFile, skip: Callable[[Entry], bool] = lambda e: False) -> l
 
 
 def option_section(yf: YamlFile, title: str, level: int = 3, note: str = "",
-                   skip: Callable[[Entry], bool] = lambda e: False) -> str:
+                   skip: Callable[[Entry], bool] = lambda e: False, prefix: str = "") -> str:
     """One option: heading, description, composes line, key table, code-default keys."""
     target = next((v.value for k, v in getattr(yf.root, "value", []) if k.value == "_target_"),
                   None)
@@ -325,7 +325,7 @@ def option_section(yf: YamlFile, title: str, level: int = 3, note: str = "",
     extra = code_defaults(cls, {str(k.value) for k, _ in yf.root.value}) if cls else []
     if extra:
         params = docstring_params(cls)
-        parts += ["Also accepted (code defaults; set with `+<key>=...`): "
+        parts += [f"Also accepted (code defaults; set with `+{prefix}<key>=...`): "
                   + ", ".join(f"`{n}` = `{d}`" + (f" ({cell(params[n])})" if params.get(n)
                                                  else "") for n, d in extra) + ".", ""]
     return "\n".join(parts)
@@ -336,5 +336,5 @@ def options(group: str) -> list[Path]:
 
 
 def group_section(group: str, level: int = 3) -> str:
-    return "\n".join(option_section(read(p), f"{group}={p.stem}", level)
+    return "\n".join(option_section(read(p), f"{group}={p.stem}", level, prefix=f"{group}.")
                      for p in options(group))
