@@ -6,10 +6,11 @@ The full family list (six tabular models, lstm, resnet1d, patchtst, nhits, a zer
 forecaster, a stacking ensemble over three families) runs under the ``slow`` marker; the
 default suite keeps a booster, lstm and a two-family stack.
 
-Tolerance per family: the tabular models reproduce the run bit for bit. Torch models (and
-ensembles holding one) batch windows differently when a bundle predicts all bars at once than
-when the run predicted the test split alone, and the BLAS summation order follows the batch,
-so they agree to the last bits: max |dp| <= 1e-9 is asserted (measured: 0 or ~1e-16).
+Tolerance per family: the tree models reproduce the run bit for bit. Models with a matrix
+product (logistic regression, the SVM's kernel map, torch networks evaluated in float64,
+combiners) see other batch sizes when a bundle predicts all bars at once, or one bar at a
+time, than when the run predicted the test split, and BLAS sums in an order that follows the
+batch: they agree to the last bits, and max |dp| <= 1e-9 is asserted (measured ~1e-16).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ FAMILIES = {
     "stacking2": STACK2,
 }
 DEFAULT = ("xgboost", "lstm", "stacking2")
-EXACT = {"xgboost", "lightgbm", "catboost", "random_forest", "logistic", "svm", "stacking2"}
+EXACT = {"xgboost", "lightgbm", "catboost", "random_forest"}
 
 
 def tolerance(name: str) -> float:
