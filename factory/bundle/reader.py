@@ -57,6 +57,16 @@ class Bundle:
     def name(self) -> str:
         return str(self.manifest["name"])
 
+    @functools.cached_property
+    def metrics(self) -> dict:
+        """The training run's metrics.json."""
+        return json.loads((self.path / "metrics.json").read_text())
+
+    @functools.cached_property
+    def data_config(self) -> dict:
+        """The data config the bundle was trained on (data.json)."""
+        return json.loads((self.path / "data.json").read_text())
+
     @property
     def timeframe(self) -> pd.Timedelta:
         return pd.Timedelta(minutes=float(self.schema["timeframe_minutes"]))
