@@ -26,8 +26,10 @@ def main(cfg: DictConfig) -> float:
 
     from factory.errors import FactoryError
     from factory.experiment import run
+    from factory.tracking.sweep_mode import check_sweep_mode
 
     try:
+        check_sweep_mode(HydraConfig.get())  # `+sweeps=...` without -m: an error, not one job
         return run(cfg)
     except FactoryError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -247,7 +247,11 @@ def test_sweep_runs_resumes_and_writes_best_params(app):
     sweep_dir = app / "multirun" / "first"
     assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(8))
 
-    _run(app, "hydra.sweep.dir=multirun/second")  # same study name: resumes
+    _run(app, "hydra.sweep.dir=multirun/done")  # n_trials is the study's total: nothing to do
+    assert len(_study(app).trials) == 8
+    assert not (app / "multirun" / "done" / "0").exists()
+    # same study name, a larger total: resumes with 8 more
+    _run(app, "hydra.sweep.dir=multirun/second", "hydra.sweeper.n_trials=16")
     study = _study(app)
     assert len(study.trials) == 16
     assert _states(study) == [TrialState.COMPLETE] * 16
@@ -321,3 +325,84 @@ def test_multi_objective_default_study_name(app):
     assert len(study.directions) == 2 and len(study.trials) == 4
     results = OmegaConf.load(app / "outputs" / "sweeps" / "my_app.best.yaml")
     assert results.solutions and all(len(s["values"]) == 2 for s in results.solutions)
+
+
+# -- a worker killed mid-trial (slow, the real run.py) ------------------------------------------
+TINY = ["data.days=21", "cv.embargo_bars=100", "cv.purge_bars=20", "tracker=none",
+        "evaluation.plots=false", "features=core", "model.n_estimators=30"]
+
+
+def _sweep_cmd(tmp_path: Path, sweep_dir: str, *extra: str) -> list[str]:
+    return [sys.executable, "run.py", "-m", "+sweeps=xgboost", *TINY,
+            f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / sweep_dir}",
+            f"hydra.sweeper.storage_dir={tmp_path / 'sweeps'}", "hydra.sweeper.study_name=kill",
+            "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=4", *extra]
+
+
+def _wait_for(predicate, timeout: float, what: str, log_file: Path):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n"
+                         + log_file.read_text()[-3000:])
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path):
+    """kill -9 a sweep worker mid-trial; the resumed sweep fails the stale RUNNING trial (its
+    heartbeat stopped), retries it with the same parameters and reaches n_trials complete."""
+    import signal
+
+    storage = f"sqlite:///{tmp_path / 'sweeps' / 'kill.db'}"
+
+    def running_after_one_complete():
+        """The RUNNING trial once one trial is complete (read-only SQL: polling through optuna
+        would race the worker's own creation of the tables)."""
+        import sqlite3
+
+        db = tmp_path / "sweeps" / "kill.db"
+        if not db.is_file():
+            return None
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+                done = con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'")
+                done = done.fetchone()[0]
+                running = con.execute(  # mid-trial: its job runs and it has a heartbeat
+                    "SELECT t.number FROM trials t JOIN trial_heartbeats h "
+                    "ON h.trial_id = t.trial_id WHERE t.state = 'RUNNING'").fetchall()
+        except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+            return None
+        return ("trial", running[0][0]) if done and running else None
+
+    worker = subprocess.Popen(_sweep_cmd(tmp_path, "first"), cwd=REPO_ROOT,  # noqa: SIM115
+                              stdout=(tmp_path / "first.log").open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        _, number = _wait_for(running_after_one_complete, 240, "a RUNNING second trial",
+                              tmp_path / "first.log")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and nothing else: its own session
+        worker.wait(timeout=30)
+    victim = optuna.load_study(study_name="kill", storage=storage).trials[number]
+    assert victim.state == TrialState.RUNNING  # left behind by the kill
+
+    proc = subprocess.run(_sweep_cmd(tmp_path, "resume"), cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = optuna.load_study(study_name="kill", storage=storage)
+    states = _states(study)
+    assert TrialState.RUNNING not in states
+    assert states.count(TrialState.COMPLETE) == 4
+    assert study.trials[victim.number].state == TrialState.FAIL  # failed by the heartbeat
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == victim.params  # the same point, run again
+    # the killed trial's partial outputs do not count: only complete trials are in the results
+    best = OmegaConf.load(tmp_path / "sweeps" / "kill.best.yaml")
+    assert best.n_complete == 4 and best.best_trial != victim.number
