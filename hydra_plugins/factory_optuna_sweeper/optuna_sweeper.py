@@ -16,6 +16,7 @@ on every run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -65,6 +66,14 @@ def _direction_names(direction: Any) -> list[str]:
 def override_text(key: str, value: Any) -> str:
     """``key=value`` for the launcher (a bare ``~key`` deletion when value is None)."""
     return key if value is None else f"{key}={value}"
+
+
+def resumed_seed(seed: int, n_existing: int) -> int:
+    """The sampler seed of a run that joins a study holding ``n_existing`` trials: a hash of
+    both, so a resume does not replay the first run's points, and two workers with seeds
+    s and s + 1 do not collide (as ``seed + n_existing`` did: 1 + 1 == 2 + 0)."""
+    digest = hashlib.sha256(f"{seed}/{n_existing}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 1)
 
 
 def _safe_filename(name: str) -> str:
@@ -149,7 +158,7 @@ class OptunaSweeper(Sweeper):
         kwargs: dict[str, Any] = {}
         seed = self.sampler_cfg.get("seed")
         if seed is not None and n_existing:
-            kwargs["seed"] = int(seed) + n_existing
+            kwargs["seed"] = resumed_seed(int(seed), n_existing)
             log.info(f"Resuming: sampler seed {seed} -> {kwargs['seed']}")
         factory = instantiate(self.sampler_cfg, _partial_=True, **kwargs)
         if getattr(factory, "func", None) is not optuna.samplers.GridSampler:

@@ -107,8 +107,19 @@ class RayLauncher(Launcher):
             ) from e
         log.info("Ray cluster: %s", ray.cluster_resources())
 
+    def _token_mode(self) -> None:
+        """Ray (2.5x) protects a cluster started by ``ray start`` with the token in
+        ``~/.ray/auth_token``, but a driver that joins it sends the token only in token mode,
+        which must be set before ray is imported."""
+        address = self.init_cfg.get("address")
+        token = Path.home() / ".ray" / "auth_token"
+        if address not in (None, "local") and "RAY_AUTH_MODE" not in os.environ and token.is_file():
+            os.environ["RAY_AUTH_MODE"] = "token"
+            log.info("Ray: joining %s with the token in %s (RAY_AUTH_MODE=token)", address, token)
+
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
+        self._token_mode()
         import ray
 
         assert self.config is not None and self.hydra_context is not None
