@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
-TABLE_METRICS = {"objective": "objective", "test.sharpe": "test Sharpe",
-                 "test.f1_macro": "test F1 (macro)"}
+TABLE_METRICS = {"objective": "Objective", "test.sharpe": "Test Sharpe",
+                 "test.f1_macro": "Test F1 (macro)"}
 
 
 def _fmt(value) -> str:

@@ -152,7 +152,7 @@ class MultirunSummary(Callback):
             self._record_in_best_job(sweep_dir, stats)
             log.info("backtest overfitting over %d jobs (%s returns): PBO %s, deflated Sharpe "
                      "%s", stats["n_strategies"], stats["returns"],
-                     f"{stats['pbo']:.3f}" if "pbo" in stats else "n/a (too few bars)",
+                     f"{stats['pbo']:.3f}" if "pbo" in stats else f"n/a ({stats['pbo_undefined']})",
                      f"of {stats['best_job']} {stats['deflated_sharpe']:.4f}"
                      if stats["deflated_sharpe"] is not None
                      else f"undefined ({stats['deflated_sharpe_undefined']})")
