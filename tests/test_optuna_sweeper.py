@@ -164,12 +164,17 @@ def test_objective_values_and_failures(capsys):
 # -- end-to-end sweeps of a toy app (slow) ------------------------------------------------------
 APP = """
 import math
+import os
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 
 
 @hydra.main(version_base="1.3", config_path=".", config_name="config")
 def main(cfg):
+    out = Path(HydraConfig.get().runtime.output_dir)
+    (out / "trial.txt").write_text(os.environ.get("FACTORY_OPTUNA_TRIAL", "-"))
     if cfg.x in cfg.raise_on:
         raise ValueError(f"boom at x={cfg.x}")
     if cfg.x in cfg.none_on:
@@ -246,6 +251,9 @@ def test_sweep_runs_resumes_and_writes_best_params(app):
     assert _states(study) == [TrialState.COMPLETE] * 8
     sweep_dir = app / "multirun" / "first"
     assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(8))
+    # each job knows its trial number (hydra.job.env_set): the W&B tracker records it
+    trials = {int((p / "trial.txt").read_text()) for p in sweep_dir.iterdir() if p.is_dir()}
+    assert trials == set(range(8))
 
     _run(app, "hydra.sweep.dir=multirun/done")  # n_trials is the study's total: nothing to do
     assert len(_study(app).trials) == 8
@@ -309,6 +317,38 @@ def test_too_many_failures_stop_the_sweep(app):
     study = _study(app)
     # 0.25 * 8 allows 2 failures: the third (in the second batch of 2) stops the sweep
     assert _states(study) == [TrialState.FAIL] * 4
+
+
+@pytest.mark.slow
+def test_batches_run_in_parallel_through_the_joblib_launcher(app):
+    _run(app, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=multirun/jl")
+    study = _study(app)
+    assert _states(study) == [TrialState.COMPLETE] * 8
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_in_a_journal_file(app):
+    """Two sweep processes on one machine, one JournalStorage file: n_trials is the total."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    journal = app / "study.log"
+    procs = [subprocess.Popen(
+        [sys.executable, "my_app.py", "-m", f"hydra.sweeper.storage=journal://{journal}",
+         f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweep.dir=multirun/w{seed}"],
+        cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for seed in (1, 2)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="toy",
+                              storage=JournalStorage(JournalFileBackend(str(journal))))
+    states = _states(study)
+    assert TrialState.RUNNING not in states and 8 <= states.count(TrialState.COMPLETE) <= 9
+    ran = [len([p for p in (app / "multirun" / f"w{s}").iterdir() if p.is_dir()]) for s in (1, 2)]
+    assert all(n >= 1 for n in ran) and sum(ran) == len(states)
 
 
 @pytest.mark.slow
