@@ -49,7 +49,7 @@ def test_optuna_sweep_runs_resumes_and_writes_best_params(tmp_path):
     _run(tmp_path, *args)
     storage = f"sqlite:///{tmp_path / 'sweeps' / 't.db'}"
     assert len(optuna.load_study(study_name="t", storage=storage).trials) == 8
-    _run(tmp_path, *args)
+    _run(tmp_path, *args, "hydra.sweeper.n_trials=16")  # n_trials is the study's total
     study = optuna.load_study(study_name="t", storage=storage)
     assert len(study.trials) == 16
     best = yaml.safe_load((tmp_path / "sweeps" / "t.best.yaml").read_text())
