@@ -26,10 +26,12 @@ def main(cfg: DictConfig) -> float:
 
     from factory.config import build, resolve_base_models
     from factory.errors import FactoryError
+    from factory.tracking.sweep_mode import check_sweep_mode
 
     try:
-        hc = HydraConfig.get()  # ensemble bases: composed now, by Hydra, on this search path
-        overrides = [*hc.overrides.hydra, *hc.overrides.task]
+        hc = HydraConfig.get()
+        check_sweep_mode(hc)  # `+sweeps=...` without -m: an error, not one job
+        overrides = [*hc.overrides.hydra, *hc.overrides.task]  # ensemble bases: composed
         task = build(cfg.task)  # conf/task: train (factory.experiment.run), predict, ...
         return task(resolve_base_models(cfg, hc.job.config_name, overrides))
     except FactoryError as exc:

@@ -2,7 +2,10 @@
 
 A multirun over many models shares one data/features/labeling/split config, so Phase 1 is
 computed once and every later job loads it (``phase1 cache hit <key>`` in the log). Writes
-go to a temporary directory renamed into place, so parallel jobs never see half a dataset.
+go to a temporary directory renamed into place, so parallel jobs never see half a dataset,
+and :meth:`Phase1Cache.lock` serialises jobs that need the same key: parallel workers
+(joblib, Ray, several sweep processes on one file system) compute a key once, the others
+wait for the lock and then read the stored entry.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -61,3 +68,26 @@ class Phase1Cache:
             if tmp.exists():
                 shutil.rmtree(tmp)
         return self.path(key)
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold the key's file lock (``<root>/.<key>.lock``) for a check-then-build.
+
+        A second process that needs the same key blocks here until the first has stored
+        the entry, then finds it with :meth:`exists`. The lock is an OS-level ``flock``:
+        the kernel releases it when its holder dies, so a killed worker never leaves the
+        key locked.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        file_lock = FileLock(str(self.root / f".{key}.lock"))
+        try:
+            file_lock.acquire(timeout=0)
+        except Timeout:
+            log.info("phase1 %s is being computed by another job; waiting for it", key)
+            t0 = time.perf_counter()
+            file_lock.acquire()
+            log.info("phase1 %s: waited %.1f s for the other job", key, time.perf_counter() - t0)
+        try:
+            yield
+        finally:
+            file_lock.release()

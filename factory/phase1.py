@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,13 @@ def load_or_build(cfg: DictConfig) -> tuple[Dataset, str, bool]:
     """Phase-1 dataset for ``cfg``, from the cache when possible. Returns (dataset, key, hit)."""
     key = phase1_key(cfg)
     cache = Phase1Cache(cfg.paths.cache_dir) if cfg.get("cache", True) else None
+    missing = cache is not None and not cache.exists(key)
+    with cache.lock(key) if missing else nullcontext():  # one job builds, others wait, read
+        return _load_or_build(cfg, key, cache)
+
+
+def _load_or_build(cfg: DictConfig, key: str,
+                   cache: Phase1Cache | None) -> tuple[Dataset, str, bool]:
     if cache is not None and cache.exists(key):
         t0 = time.perf_counter()
         ds = Dataset.load(cache.path(key))

@@ -164,12 +164,17 @@ def test_objective_values_and_failures(capsys):
 # -- end-to-end sweeps of a toy app (slow) ------------------------------------------------------
 APP = """
 import math
+import os
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 
 
 @hydra.main(version_base="1.3", config_path=".", config_name="config")
 def main(cfg):
+    out = Path(HydraConfig.get().runtime.output_dir)
+    (out / "trial.txt").write_text(os.environ.get("FACTORY_OPTUNA_TRIAL", "-"))
     if cfg.x in cfg.raise_on:
         raise ValueError(f"boom at x={cfg.x}")
     if cfg.x in cfg.none_on:
@@ -246,8 +251,15 @@ def test_sweep_runs_resumes_and_writes_best_params(app):
     assert _states(study) == [TrialState.COMPLETE] * 8
     sweep_dir = app / "multirun" / "first"
     assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(8))
+    # each job knows its trial number (hydra.job.env_set): the W&B tracker records it
+    trials = {int((p / "trial.txt").read_text()) for p in sweep_dir.iterdir() if p.is_dir()}
+    assert trials == set(range(8))
 
-    _run(app, "hydra.sweep.dir=multirun/second")  # same study name: resumes
+    _run(app, "hydra.sweep.dir=multirun/done")  # n_trials is the study's total: nothing to do
+    assert len(_study(app).trials) == 8
+    assert not (app / "multirun" / "done" / "0").exists()
+    # same study name, a larger total: resumes with 8 more
+    _run(app, "hydra.sweep.dir=multirun/second", "hydra.sweeper.n_trials=16")
     study = _study(app)
     assert len(study.trials) == 16
     assert _states(study) == [TrialState.COMPLETE] * 16
@@ -308,6 +320,38 @@ def test_too_many_failures_stop_the_sweep(app):
 
 
 @pytest.mark.slow
+def test_batches_run_in_parallel_through_the_joblib_launcher(app):
+    _run(app, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=multirun/jl")
+    study = _study(app)
+    assert _states(study) == [TrialState.COMPLETE] * 8
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_in_a_journal_file(app):
+    """Two sweep processes on one machine, one JournalStorage file: n_trials is the total."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    journal = app / "study.log"
+    procs = [subprocess.Popen(
+        [sys.executable, "my_app.py", "-m", f"hydra.sweeper.storage=journal://{journal}",
+         f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweep.dir=multirun/w{seed}"],
+        cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for seed in (1, 2)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="toy",
+                              storage=JournalStorage(JournalFileBackend(str(journal))))
+    states = _states(study)
+    assert TrialState.RUNNING not in states and 8 <= states.count(TrialState.COMPLETE) <= 9
+    ran = [len([p for p in (app / "multirun" / f"w{s}").iterdir() if p.is_dir()]) for s in (1, 2)]
+    assert all(n >= 1 for n in ran) and sum(ran) == len(states)
+
+
+@pytest.mark.slow
 def test_multi_objective_default_study_name(app):
     _run(
         app,
@@ -321,3 +365,84 @@ def test_multi_objective_default_study_name(app):
     assert len(study.directions) == 2 and len(study.trials) == 4
     results = OmegaConf.load(app / "outputs" / "sweeps" / "my_app.best.yaml")
     assert results.solutions and all(len(s["values"]) == 2 for s in results.solutions)
+
+
+# -- a worker killed mid-trial (slow, the real run.py) ------------------------------------------
+TINY = ["data.days=21", "cv.embargo_bars=100", "cv.purge_bars=20", "tracker=none",
+        "evaluation.plots=false", "features=core", "model.n_estimators=30"]
+
+
+def _sweep_cmd(tmp_path: Path, sweep_dir: str, *extra: str) -> list[str]:
+    return [sys.executable, "run.py", "-m", "+sweeps=xgboost", *TINY,
+            f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / sweep_dir}",
+            f"hydra.sweeper.storage_dir={tmp_path / 'sweeps'}", "hydra.sweeper.study_name=kill",
+            "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=4", *extra]
+
+
+def _wait_for(predicate, timeout: float, what: str, log_file: Path):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n"
+                         + log_file.read_text()[-3000:])
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path):
+    """kill -9 a sweep worker mid-trial; the resumed sweep fails the stale RUNNING trial (its
+    heartbeat stopped), retries it with the same parameters and reaches n_trials complete."""
+    import signal
+
+    storage = f"sqlite:///{tmp_path / 'sweeps' / 'kill.db'}"
+
+    def running_after_one_complete():
+        """The RUNNING trial once one trial is complete (read-only SQL: polling through optuna
+        would race the worker's own creation of the tables)."""
+        import sqlite3
+
+        db = tmp_path / "sweeps" / "kill.db"
+        if not db.is_file():
+            return None
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+                done = con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'")
+                done = done.fetchone()[0]
+                running = con.execute(  # mid-trial: its job runs and it has a heartbeat
+                    "SELECT t.number FROM trials t JOIN trial_heartbeats h "
+                    "ON h.trial_id = t.trial_id WHERE t.state = 'RUNNING'").fetchall()
+        except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+            return None
+        return ("trial", running[0][0]) if done and running else None
+
+    worker = subprocess.Popen(_sweep_cmd(tmp_path, "first"), cwd=REPO_ROOT,  # noqa: SIM115
+                              stdout=(tmp_path / "first.log").open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        _, number = _wait_for(running_after_one_complete, 240, "a RUNNING second trial",
+                              tmp_path / "first.log")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and nothing else: its own session
+        worker.wait(timeout=30)
+    victim = optuna.load_study(study_name="kill", storage=storage).trials[number]
+    assert victim.state == TrialState.RUNNING  # left behind by the kill
+
+    proc = subprocess.run(_sweep_cmd(tmp_path, "resume"), cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = optuna.load_study(study_name="kill", storage=storage)
+    states = _states(study)
+    assert TrialState.RUNNING not in states
+    assert states.count(TrialState.COMPLETE) == 4
+    assert study.trials[victim.number].state == TrialState.FAIL  # failed by the heartbeat
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == victim.params  # the same point, run again
+    # the killed trial's partial outputs do not count: only complete trials are in the results
+    best = OmegaConf.load(tmp_path / "sweeps" / "kill.best.yaml")
+    assert best.n_complete == 4 and best.best_trial != victim.number

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Set by the Optuna sweeper in each trial's job (hydra.job.env_set).
+TRIAL_ENV, STUDY_ENV = "FACTORY_OPTUNA_TRIAL", "FACTORY_OPTUNA_STUDY"
 
 
 class NullTracker:
@@ -32,3 +36,16 @@ def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             out[name] = value
     return out
+
+
+def sweep_context() -> dict | None:
+    """The Optuna trial a job runs (study, trial number, the job's overrides: the searched
+    parameters and the fixed ones), or None outside a sweep."""
+    trial = os.environ.get(TRIAL_ENV)
+    if trial is None:
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return {"study": os.environ.get(STUDY_ENV), "trial": int(trial),
+            "overrides": [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]}

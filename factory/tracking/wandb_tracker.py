@@ -1,7 +1,9 @@
 """Weights & Biases tracker, offline by default so nothing needs (or waits on) a network.
 
 An offline run lands in ``<run_dir>/wandb/offline-run-*``; ``wandb sync <that dir>`` uploads
-it later. ``mode=online`` tracks live. Runs of one multirun or sweep share a W&B ``group``.
+it later. ``mode=online`` tracks live. Runs of one multirun or sweep share a W&B ``group``
+(the study name for a sweep, so several workers on one study share it too); in a sweep the
+run's config also holds ``sweep: {study, trial, overrides}``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from pathlib import Path
 
 from factory.errors import FactoryError
-from factory.tracking.base import flatten
+from factory.tracking.base import flatten, sweep_context
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ class WandbTracker:
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
+        sweep = sweep_context()
+        if sweep is not None:
+            config = {**config, "sweep": sweep}
         self.run_ = wandb.init(
             project=self.project, entity=self.entity, mode=self.mode, dir=str(run_dir),
             config=config, name=name, tags=sorted(set(self.tags + tags)),

@@ -2,7 +2,10 @@
 
 The schema mirrors hydra-optuna-sweeper 1.3 (``hydra/sweeper: optuna`` and the
 ``hydra/sweeper/sampler`` group), so existing sweep configs work unchanged. Additions:
-``storage_dir`` (default SQLite location) and ``max_failure_rate`` defaulting to 0.25.
+``storage_dir`` (default SQLite location), ``max_failure_rate`` defaulting to 0.25, the
+heartbeat and retry settings (``heartbeat_interval``, ``grace_period``, ``max_retry``) and
+``fixed_config_ignore``. ``n_trials`` counts the study's completed trials, all workers
+together (upstream: trials of this invocation).
 
 This module is imported by Hydra's plugin scan on every run, so it must stay cheap:
 it does not import optuna. No ``from __future__ import annotations`` here: Hydra's scanner
@@ -86,16 +89,32 @@ class OptunaSweeperConf:
     sampler: SamplerConfig = MISSING
     # "minimize" | "maximize", or a list of them for multi-objective studies.
     direction: Any = "minimize"
-    # Optuna storage URL; null -> sqlite:///<storage_dir>/<study_name>.db
+    # Optuna storage URL; null -> sqlite:///<storage_dir>/<study_name>.db. Several processes
+    # on one machine: journal:///path/study.log; several machines: postgresql://user@host/db.
     storage: str | None = None
     # null -> derived from the Hydra job name (hydra.job.name).
     study_name: str | None = None
-    # NEW trials run by this invocation (a resumed study keeps its earlier trials).
+    # Completed trials the STUDY should hold, all workers and resumes together: a resumed
+    # study with 8 of n_trials=20 runs 12 more; a second worker on the same study shares them.
     n_trials: int = 20
-    # Trials asked from optuna and handed to the launcher per batch.
+    # Trials asked from optuna and handed to the launcher per batch (run in parallel by a
+    # parallel launcher: hydra/launcher=joblib or ray).
     n_jobs: int = 2
-    # The sweep stops with an error once failed trials exceed this fraction of n_trials.
+    # The sweep stops with an error once this worker's failed trials exceed this fraction
+    # of n_trials.
     max_failure_rate: float = 0.25
+    # Seconds between heartbeats of running trials (SQLite/PostgreSQL storages; null: off).
+    # A trial whose worker stops beating for grace_period seconds is failed and retried.
+    heartbeat_interval: int | None = 30
+    # null -> 2 x heartbeat_interval.
+    grace_period: int | None = None
+    # Retries of a trial whose worker died (RetryFailedTrialCallback); null: unlimited.
+    max_retry: int | None = 3
+    # Keys of the job config that change no result: left out of the fixed config stored
+    # with the study (a resume with another fixed config stops and names the keys).
+    fixed_config_ignore: list[str] = field(
+        default_factory=lambda: ["paths", "name", "tracker", "cache", "evaluation.plots"]
+    )
     # Where default SQLite studies and <study_name>.best.yaml files go (relative to cwd).
     storage_dir: str = "outputs/sweeps"
     # Deprecated upstream form: {name: {type: int|float|categorical, low, high, log, step, choices}}
