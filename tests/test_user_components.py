@@ -114,9 +114,10 @@ def test_user_model_yaml_on_the_search_path_is_an_ensemble_base(user_project, ma
     vote = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert vote["ensemble"]["base_models"] == ["logistic", "my_centroid"]
     assert set(vote["ensemble"]["combiner"]["weights"]) == {"logistic", "my_centroid"}
+    saved = tmp_path / "run" / "bundle" / "predictor"
     with pytest.raises(FactoryError, match="trusted_modules"):
-        EnsemblePredictor.load(tmp_path / "run" / "bundle" / "predictor")
-    ensemble = EnsemblePredictor.load(tmp_path / "run" / "bundle" / "predictor", trusted_modules=["my_models"])
+        EnsemblePredictor.load(saved)
+    ensemble = EnsemblePredictor.load(saved, trusted_modules=["my_models"])
     assert list(ensemble.bases_) == ["logistic", "my_centroid"]
 
 
