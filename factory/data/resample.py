@@ -133,3 +133,6 @@ def _fmt(td: pd.Timedelta) -> str:
     if minutes >= 1 and minutes == int(minutes):
         return f"{int(minutes)}min"
     return f"{td.total_seconds():g}s"
+
+
+format_timeframe = _fmt  # public name for messages and logs elsewhere in factory.data
