@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from factory.errors import FactoryError
@@ -19,19 +19,21 @@ def _names(split, n=100, span=3):
 
 def test_exact_indices_purge_only():
     names = _names(HoldoutSplit(purge_bars=2, embargo_bars=0))
-    # cut points 70 and 85; train rows with exit >= 68 (bar >= 65) purged; val rows with
-    # exit >= 83 (bar >= 80) purged; test keeps all
-    assert np.flatnonzero(names == "train").tolist() == list(range(0, 65))
-    assert np.flatnonzero(names == "val").tolist() == list(range(70, 80))
-    assert np.flatnonzero(names == "test").tolist() == list(range(85, 100))
+    # 10 gap rows (5 per boundary) -> 90 usable: test = val = floor(0.15 x 90) = 13.
+    # test 87..99; val rows with exit >= 85 (bar >= 82) purged -> val 69..81; train rows with
+    # exit >= 67 (bar >= 64) purged -> train 0..63
+    assert np.flatnonzero(names == "train").tolist() == list(range(0, 64))
+    assert np.flatnonzero(names == "val").tolist() == list(range(69, 82))
+    assert np.flatnonzero(names == "test").tolist() == list(range(87, 100))
     assert (names == "gap").sum() == 10
 
 
 def test_exact_indices_embargo_dominates():
     names = _names(HoldoutSplit(purge_bars=2, embargo_bars=10))
-    assert np.flatnonzero(names == "train").tolist() == list(range(0, 60))
-    assert np.flatnonzero(names == "val").tolist() == list(range(70, 75))
-    assert np.flatnonzero(names == "test").tolist() == list(range(85, 100))
+    # 20 gap rows (embargo: 10 per boundary) -> 80 usable: test = val = 12
+    assert np.flatnonzero(names == "train").tolist() == list(range(0, 56))
+    assert np.flatnonzero(names == "val").tolist() == list(range(66, 78))
+    assert np.flatnonzero(names == "test").tolist() == list(range(88, 100))
 
 
 def test_long_labels_are_purged_by_end_time():
@@ -50,7 +52,7 @@ def test_per_symbol_and_empty_split_error():
     for sym in "AB":
         sub = names[meta["symbol"] == sym]
         assert sub[0] == "train" and sub[-1] == "test"
-    with pytest.raises(FactoryError, match=r"split 'train' for symbol A is empty.*data.days"):
+    with pytest.raises(FactoryError, match=r"split 'val' for symbol A is empty.*data.days"):
         HoldoutSplit(purge_bars=1, embargo_bars=40).assign(meta)
 
 
@@ -66,3 +68,16 @@ def test_no_training_label_overlaps_a_later_block(n, spans, purge, embargo):
         if a.any() and b.any():
             assert exit_idx[a].max() < bar[b].min() - purge  # label ends before the gap
             assert bar[a].max() < bar[b].min() - embargo or embargo == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(200, 3000), span=st.integers(1, 30), purge=st.integers(0, 40),
+       embargo=st.integers(0, 120), step=st.integers(1, 3))
+def test_val_and_test_have_the_same_size_after_gaps(n, span, purge, embargo, step):
+    """Fractions are of the usable rows: the embargo no longer comes out of validation."""
+    bar = np.arange(n) * step
+    names = HoldoutSplit(purge_bars=purge, embargo_bars=embargo).assign_symbol(bar, bar + span)
+    n_val, n_test = int((names == "val").sum()), int((names == "test").sum())
+    assume(n_val > 0 and (names == "train").any())  # else assign() names the empty split
+    usable = n - int((names == "gap").sum())
+    assert n_val == n_test == int(np.floor(0.15 * usable))

@@ -1,7 +1,7 @@
 """Chronological train/val/test split, purged and embargoed by label end times, per symbol.
 
-For each symbol, labelled rows (sorted by time) are cut at the ``train`` and
-``train + val`` fractions. At each boundary the *earlier* block gives up rows so that no
+For each symbol, labelled rows (sorted by time) are cut into a training block, a validation
+block and a final test block. At each boundary the *earlier* block gives up rows so that no
 label of it can see the later block:
 
 * **purge**: rows whose label ends (exit bar) within ``purge_bars`` bars of the later
@@ -9,18 +9,89 @@ label of it can see the later block:
 * **embargo**: rows that start within the last ``embargo_bars`` bars before the later
   block are removed too (serial correlation of features and returns).
 
-Evaluation blocks keep all their rows. Removed rows get split ``"gap"`` and are counted in
-the report, never silently dropped.
+The fractions are fractions of the **usable** rows, those left after the gaps: with ``n``
+labelled rows of which ``g`` are given up at the two boundaries, the test block has
+``floor(test x (n - g))`` rows, the validation block ``floor(val x (n - g))`` and training
+the rest, so validation and test have the same size when their fractions are equal (the
+embargo used to come out of validation alone: 186 validation rows against 1,627 test rows on
+60 days). The blocks are placed from the end: the test block is the last rows, the
+validation block the last rows before the test block's gap, training everything before the
+validation block's gap. ``g`` depends on where the cuts fall, so the sizes are found by a
+short fixed-point iteration (deterministic). Evaluation blocks keep all their rows. Removed
+rows get split ``"gap"`` and are counted in the report, never silently dropped.
+
+:func:`require_rows` runs in Phase 1 before the split: a symbol too short for the feature
+warm-up, its labels and the split fails with the bar counts each needs and what to change.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
+from factory.data.resample import format_timeframe
 from factory.errors import FactoryError
 
 SPLITS = ("train", "val", "test")
+# Block codes of :func:`holdout_blocks`: the splits, then the gap rows given up to the
+# validation block (before it) and to the test block (before it).
+TRAIN, VAL, TEST, GAP_VAL, GAP_TEST = 0, 1, 2, 3, 4
+NAMES = np.array(["train", "val", "test", "gap", "gap"], dtype=object)
+
+
+def _gap_before(bar_idx: np.ndarray, exit_idx: np.ndarray, start: int, purge: int,
+                embargo: int) -> np.ndarray:
+    """Mask over rows ``< start`` that a block starting at row ``start`` purges or embargoes."""
+    first_bar = bar_idx[start]
+    return (exit_idx[:start] >= first_bar - purge) | (bar_idx[:start] >= first_bar - embargo)
+
+
+def _place(bar_idx: np.ndarray, exit_idx: np.ndarray, n_val: int, n_test: int, purge: int,
+           embargo: int) -> np.ndarray:
+    """Block codes with ``n_test`` test rows at the end and ``n_val`` validation rows before
+    the test block's gap."""
+    n = len(bar_idx)
+    codes = np.full(n, TRAIN, np.int8)
+    end = n
+    if n_test > 0:
+        end = n - n_test
+        codes[end:] = TEST
+        if end > 0:
+            codes[:end][_gap_before(bar_idx, exit_idx, end, purge, embargo)] = GAP_TEST
+    if n_val > 0:
+        free = np.flatnonzero(codes[:end] == TRAIN)
+        if len(free) == 0:
+            return codes
+        rows = free[-n_val:]
+        codes[rows] = VAL
+        start = int(rows[0])
+        if start > 0:
+            gap = _gap_before(bar_idx, exit_idx, start, purge, embargo) & (codes[:start] == TRAIN)
+            codes[:start][gap] = GAP_VAL
+    return codes
+
+
+def holdout_blocks(bar_idx: np.ndarray, exit_idx: np.ndarray,
+                   fractions: tuple[float, float, float], purge: int,
+                   embargo: int) -> np.ndarray:
+    """Block code per row of one symbol (rows sorted by ``bar_idx``): :data:`TRAIN`,
+    :data:`VAL`, :data:`TEST`, :data:`GAP_VAL` or :data:`GAP_TEST` (see the module
+    docstring). A zero fraction has no block (and no gap before it)."""
+    n = len(bar_idx)
+    _, val, test = fractions
+    gaps = 0
+    codes = np.full(n, TRAIN, np.int8)
+    for _ in range(12):  # converges in two or three steps; the cap only guards oscillation
+        usable = max(n - gaps, 0)
+        n_val, n_test = int(math.floor(val * usable)), int(math.floor(test * usable))
+        codes = _place(bar_idx, exit_idx, n_val, n_test, purge, embargo)
+        found = int(np.count_nonzero(codes >= GAP_VAL))
+        if found == gaps or (val > 0 and n_val == 0) or (test > 0 and n_test == 0):
+            break  # settled, or too few rows for a block (the caller says which split)
+        gaps = found
+    return codes
 
 
 class HoldoutSplit:
@@ -37,34 +108,23 @@ class HoldoutSplit:
         fractions = (train, val, test)
         if min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
             raise FactoryError(
-                f"`cv.train/val/test` must be positive and sum to 1, got {fractions}"
+                f"`cv.train/val/test` must be positive and sum to 1, got {fractions} (e.g. "
+                "`cv.train=0.7 cv.val=0.15 cv.test=0.15`)"
             )
-        if purge_bars < 0 or embargo_bars < 0:
-            raise FactoryError("`cv.purge_bars` and `cv.embargo_bars` must be >= 0")
+        for key, value, example in (("purge_bars", purge_bars, 60),
+                                    ("embargo_bars", embargo_bars, 1440)):
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise FactoryError(f"`cv.{key}` must be an int >= 0, got {value!r} (e.g. "
+                                   f"`cv.{key}={example}`)")
         self.fractions = fractions
         self.purge_bars = int(purge_bars)
         self.embargo_bars = int(embargo_bars)
 
     def assign_symbol(self, bar_idx: np.ndarray, exit_idx: np.ndarray) -> np.ndarray:
         """Split names for one symbol's rows (``bar_idx`` sorted ascending)."""
-        n = len(bar_idx)
-        cut1 = int(np.floor(n * self.fractions[0]))
-        cut2 = int(np.floor(n * (self.fractions[0] + self.fractions[1])))
-        block = np.zeros(n, np.int8)
-        block[cut1:cut2] = 1
-        block[cut2:] = 2
-        keep = np.ones(n, bool)
-        for earlier, start in ((0, cut1), (1, cut2)):
-            if start >= n:
-                continue
-            first_bar = bar_idx[start]
-            in_block = block == earlier
-            purged = exit_idx >= first_bar - self.purge_bars
-            embargoed = bar_idx >= first_bar - self.embargo_bars
-            keep &= ~(in_block & (purged | embargoed))
-        names = np.array(SPLITS, dtype=object)[block]
-        names[~keep] = "gap"
-        return names
+        codes = holdout_blocks(np.asarray(bar_idx), np.asarray(exit_idx), self.fractions,
+                               self.purge_bars, self.embargo_bars)
+        return NAMES[codes]
 
     def assign(self, meta: pd.DataFrame) -> np.ndarray:
         """Split name per row of ``meta`` (columns ``symbol``, ``bar_idx``, ``exit_idx``)."""
@@ -79,8 +139,57 @@ class HoldoutSplit:
                     raise FactoryError(
                         f"split '{split}' for symbol {symbol} is empty after purge "
                         f"({self.purge_bars} bars) and embargo ({self.embargo_bars} bars): "
-                        f"only {len(rows)} labelled rows; add data (e.g. `data.days=240`) or "
+                        f"only {len(rows)} labelled rows, and the two gaps take "
+                        f"{int((names == 'gap').sum())}; add data (e.g. `data.days=240`) or "
                         f"lower `cv.embargo_bars` / `cv.purge_bars`"
                     )
             out[order] = names
         return out
+
+
+def split_fractions(split) -> tuple[float, float, float]:
+    """(train, val, test) of a holdout or of a k-fold splitter's Phase-1 cut."""
+    if hasattr(split, "fractions"):
+        return tuple(float(f) for f in split.fractions)
+    return float(split.train), float(split.val), float(split.test)
+
+
+def require_rows(report: dict, split, horizon: int, timeframe: pd.Timedelta,
+                 session_minutes: float, feature_set: str) -> None:
+    """Fail before the split when a symbol has too few labelled rows for it.
+
+    ``report`` is Phase 1's per-symbol report (``bars``, ``warmup_bars``,
+    ``unlabelled_tail``, ``rows``). A boundary gives up about ``max(embargo_bars, purge_bars +
+    horizon)`` rows (one row per bar); each split then needs at least one row of its fraction
+    of what is left. The message says how many bars the warm-up, the labels and the split
+    need, and what to change.
+    """
+    purge, embargo = int(split.purge_bars), int(split.embargo_bars)
+    fractions = split_fractions(split)
+    boundaries = sum(1 for f in fractions[1:] if f > 0)
+    gap = max(embargo, purge + int(horizon))
+    smallest = min(f for f in fractions if f > 0)
+    need_rows = boundaries * gap + math.ceil(1.0 / smallest - 1e-9)
+    minutes = timeframe / pd.Timedelta(minutes=1)
+    tf = format_timeframe(timeframe)
+    shorter = "" if feature_set == "core" else "use a feature set with a shorter warm-up (e.g. " \
+        "`features=core`), "
+    for sym, rep in sorted(report.items()):
+        rows = int(rep["rows"])
+        if rows >= need_rows:
+            continue
+        warm = int(rep["warmup_bars"])
+        tail = max(int(rep["unlabelled_tail"]), int(horizon))  # unknown when warm-up >= bars
+        need_bars = warm + tail + need_rows
+        per_session = max(session_minutes / minutes, 1.0)
+        more = math.ceil((need_bars - int(rep["bars"])) / per_session)
+        raise FactoryError(
+            f"symbol {sym} has too little data for features={feature_set} and the cv split: "
+            f"{rep['bars']} bars of {tf}, of which the feature warm-up takes the first {warm} "
+            f"and the last {tail} or so have no complete label (horizon={horizon}), leaving {rows} "
+            f"labelled rows; the split needs at least {need_rows} ({boundaries} gap(s) of "
+            f"{gap} rows for cv.embargo_bars={embargo} / cv.purge_bars={purge} + horizon, and "
+            f"rows for train/val/test {fractions}), so at least {need_bars} bars. Fix: add "
+            f"data (about {more} more sessions of {tf} bars), {shorter}or lower "
+            "`cv.embargo_bars` / `cv.purge_bars`"
+        )
