@@ -125,8 +125,7 @@ def build_dataset(
     X = pd.concat(xs, ignore_index=True) if len(xs) > 1 else xs[0]
     xs.clear()  # free the per-symbol frames before the next full-size step
     meta = pd.concat(metas, ignore_index=True)
-    require_rows(report, split, labeler.horizon, barset.timeframe, barset.session_minutes,
-                 features.name)  # too short for warm-up + labels + split: say what each needs
+    require_rows(report, split, labeler.horizon, barset, features.name)  # too short: say why
     meta["split"] = split.assign(meta)
     meta["weight"] = 0.0
     for (sym, name), rows in meta.groupby(["symbol", "split"]).indices.items():

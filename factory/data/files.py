@@ -33,7 +33,12 @@ from factory.data.bars import OHLCV, BarSet, make_instruments
 from factory.data.resample import format_timeframe, infer_timeframe, parse_timeframe, resample_bars
 from factory.data.ticks import is_tick_file, ticks_to_minute_bars
 from factory.data.universes import select_symbols
-from factory.data.validate import normalise_columns, require_columns, validate_bars
+from factory.data.validate import (
+    check_timezone,
+    normalise_columns,
+    require_columns,
+    validate_bars,
+)
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)
@@ -95,6 +100,8 @@ class FileSource:
         self.symbol_column = None if symbol_column in (None, "") else str(symbol_column)
         self.symbol = None if symbol in (None, "") else str(symbol)
         self.timezone = None if timezone in (None, "") else str(timezone)
+        if self.timezone is not None:
+            check_timezone(self.timezone)
         self.column_map = to_plain(column_map) or None
         self.instruments = to_plain(instruments) or {}
         self.default_instrument = to_plain(default_instrument)
@@ -199,7 +206,8 @@ class FileSource:
                     fine[sym] = clean
         wanted = self._wanted()
         if wanted is not None:
-            keep = select_symbols(sorted(bars), sorted(wanted), "the data files",
+            keep = select_symbols(sorted(bars), sorted(wanted),
+                                  f"the data files of `data.path={self.pattern}`",
                                   fix="check `data.path`")
             bars = {s: bars[s] for s in keep}
             fine = {s: fine[s] for s in keep if s in fine}

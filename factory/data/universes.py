@@ -104,7 +104,8 @@ def select_symbols(available: list[str], symbols: str | list | tuple | None, whe
     names = [str(n).strip() for n in names if str(n).strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
-        raise FactoryError(f"`data.symbols`: {unknown[0] if unknown else symbols!r} is not in "
+        name = unknown[0] if unknown else repr(symbols)
+        raise FactoryError(f"`data.symbols`: {name} is not in "
                            f"{where} ({', '.join(sorted(available))}). Fix: pick from those, e.g. "
                            f"`data.symbols=[{sorted(available)[0]}]`, or {fix}")
     return sorted(set(names))

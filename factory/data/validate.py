@@ -235,8 +235,10 @@ def _numeric(raw: pd.Series, where: str, col: str, rows: np.ndarray, ts: pd.Inde
     bad = np.flatnonzero((np.isnan(arr) & raw.notna().to_numpy()) | np.isinf(arr))
     if bad.size:
         i = int(bad[0])
+        value = raw.iloc[i]
+        value = value.item() if hasattr(value, "item") else value  # np.True_ -> True
         raise FactoryError(
-            f"{where}: column '{col}' has a non-numeric value {raw.iloc[i]!r} at row {rows[i]} "
+            f"{where}: column '{col}' has a non-numeric value {value!r} at row {rows[i]} "
             f"({ts[i]}). Fix: correct or remove the row; numbers must be plain decimals "
             "('.' as decimal point, no thousands separators or units)"
         )
@@ -286,13 +288,7 @@ def _parse_timestamps(
                 "timezone, e.g. `data.timezone=America/Chicago` (or `data.timezone=UTC`), or "
                 "write offsets into the timestamps"
             )
-        try:
-            pd.Timestamp("2000-01-01").tz_localize(timezone)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise FactoryError(
-                f"{where}: unknown timezone `data.timezone={timezone}`. Fix: use an IANA name "
-                "such as America/Chicago, America/New_York, Europe/London or UTC"
-            ) from exc
+        check_timezone(timezone, f"{where}: ")
         try:
             idx = idx.tz_localize(timezone, ambiguous="infer", nonexistent="raise")
         except ValueError as exc:
@@ -302,6 +298,17 @@ def _parse_timestamps(
                 "offsets) and set `data.timezone=UTC`"
             ) from exc
     return idx.tz_convert("UTC").as_unit("ns")
+
+
+def check_timezone(timezone: str, where: str = "") -> None:
+    """Raise for a name that is not an IANA timezone (``data.timezone``)."""
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(timezone)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FactoryError(
+            f"{where}unknown timezone `data.timezone={timezone}`. Fix: use an IANA name such as "
+            "America/Chicago, America/New_York, Europe/London or UTC"
+        ) from exc
 
 
 def _closest(name: str, candidates: list[str]) -> str | None:

@@ -109,10 +109,12 @@ class Evaluator:
         problem = label_balance_problem(train, float(self.min_class_share), classes)
         if problem is None:
             return
+        source = ds.info.get("report", {}).get("data", {}).get("source", "data")
         rare = "" if "one class" in problem else \
             "; `evaluation.min_class_share=0` accepts a rare class"
         raise FactoryError(
-            f"{problem}: a model of these labels is a constant, not a result. Fix: change the "
+            f"{source}: {problem}: a model of these labels is a constant, not a result. Fix: "
+            "change the "
             "barriers (narrower `labeling.upper_mult` / `labeling.lower_mult`, or per symbol "
             "`labeling.per_symbol.<SYM>.upper_mult=...`, give more +1/-1 and fewer 0; wider "
             "give more 0; with `labeling.include_costs=true` a win must also clear the round "

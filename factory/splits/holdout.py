@@ -31,6 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from factory.data.bars import BarSet
 from factory.data.resample import format_timeframe
 from factory.errors import FactoryError
 
@@ -154,14 +155,14 @@ def split_fractions(split) -> tuple[float, float, float]:
     return float(split.train), float(split.val), float(split.test)
 
 
-def require_rows(report: dict, split, horizon: int, timeframe: pd.Timedelta,
-                 session_minutes: float, feature_set: str) -> None:
+def require_rows(report: dict, split, horizon: int, barset: BarSet, feature_set: str) -> None:
     """Fail before the split when a symbol has too few labelled rows for it.
 
     ``report`` is Phase 1's per-symbol report (``bars``, ``warmup_bars``,
-    ``unlabelled_tail``, ``rows``). A boundary gives up about ``max(embargo_bars, purge_bars +
-    horizon)`` rows (one row per bar); each split then needs at least one row of its fraction
-    of what is left. The message says how many bars the warm-up, the labels and the split
+    ``unlabelled_tail``, ``rows``); ``barset`` gives the timeframe, the session length and
+    the source (the file of each symbol, named in the message). A boundary gives up about
+    ``max(embargo_bars, purge_bars + horizon)`` rows (one row per bar); each split then needs
+    at least one row of its fraction of what is left. The message says how many bars the warm-up, the labels and the split
     need, and what to change.
     """
     purge, embargo = int(split.purge_bars), int(split.embargo_bars)
@@ -170,6 +171,7 @@ def require_rows(report: dict, split, horizon: int, timeframe: pd.Timedelta,
     gap = max(embargo, purge + int(horizon))
     smallest = min(f for f in fractions if f > 0)
     need_rows = boundaries * gap + math.ceil(1.0 / smallest - 1e-9)
+    timeframe, session_minutes = barset.timeframe, barset.session_minutes
     minutes = timeframe / pd.Timedelta(minutes=1)
     tf = format_timeframe(timeframe)
     shorter = "" if feature_set == "core" else "use a feature set with a shorter warm-up (e.g. " \
@@ -183,8 +185,10 @@ def require_rows(report: dict, split, horizon: int, timeframe: pd.Timedelta,
         need_bars = warm + tail + need_rows
         per_session = max(session_minutes / minutes, 1.0)
         more = math.ceil((need_bars - int(rep["bars"])) / per_session)
+        source = barset.report.get("per_symbol", {}).get(sym, {}).get("file") \
+            or barset.report.get("source", "data")
         raise FactoryError(
-            f"symbol {sym} has too little data for features={feature_set} and the cv split: "
+            f"{source} [{sym}]: too little data for features={feature_set} and the cv split: "
             f"{rep['bars']} bars of {tf}, of which the feature warm-up takes the first {warm} "
             f"and the last {tail} or so have no complete label (horizon={horizon}), leaving {rows} "
             f"labelled rows; the split needs at least {need_rows} ({boundaries} gap(s) of "

@@ -103,7 +103,6 @@ def layout(X: pd.DataFrame, fractions: tuple[float, float, float], purge: int,
     code_s = code[srt]
     counts = np.bincount(code, minlength=len(symbols))
     first = np.r_[0, np.cumsum(counts)[:-1]]
-    pos = np.arange(len(X)) - first[code_s]  # position within symbol, sorted order
     cv_sorted = np.ones(len(X), bool)
     held_out = holdout_gap = 0
     if fractions[2] > 0:  # the holdout's own blocks, symbol by symbol (a handful)
