@@ -162,8 +162,8 @@ def require_rows(report: dict, split, horizon: int, barset: BarSet, feature_set:
     ``unlabelled_tail``, ``rows``); ``barset`` gives the timeframe, the session length and
     the source (the file of each symbol, named in the message). A boundary gives up about
     ``max(embargo_bars, purge_bars + horizon)`` rows (one row per bar); each split then needs
-    at least one row of its fraction of what is left. The message says how many bars the warm-up, the labels and the split
-    need, and what to change.
+    at least one row of its fraction of what is left. The message says how many bars the
+    warm-up, the labels and the split need, and what to change.
     """
     purge, embargo = int(split.purge_bars), int(split.embargo_bars)
     fractions = split_fractions(split)
