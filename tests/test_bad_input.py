@@ -51,7 +51,7 @@ def test_horizon_validation(make_cfg, bad):
 
 def test_dataset_too_short_names_what_each_stage_needs_and_the_fix(make_cfg):
     # (21 days with a 900-bar embargo used to leave validation empty: the embargo came out of
-    # validation alone; the fractions are now of the usable rows, tests/test_traps.py)
+    # validation alone; val and test are now equal after the gaps, tests/test_traps.py)
     with pytest.raises(FactoryError, match=r"synthetic \[MES\]: too little data for "
                                            r"features=core and the cv split: .* bars of 5min.*"
                                            r"2 gap\(s\) of 2100 rows.*Fix: add data"):

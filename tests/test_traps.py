@@ -74,13 +74,17 @@ def short_phase1(tmp_path_factory):
 
 def test_validation_and_test_have_the_same_size_after_the_gaps(short_phase1):
     """Before: the embargo came out of validation alone (186 val rows against 1,627 test rows
-    on 60 days; none at all here). Now the fractions are of the usable rows."""
+    on 60 days; none at all here). Now the evaluation rows left after the test block's gap
+    are shared equally, and the training block is the one it always was."""
     meta = short_phase1.meta
     for sym, sub in meta.groupby("symbol"):
         counts = sub["split"].value_counts()
         assert counts["val"] == counts["test"] > 100, (sym, counts.to_dict())
-        usable = len(sub) - counts["gap"]
-        assert counts["val"] == int(np.floor(0.15 * usable))
+        old_cut = int(np.floor(0.7 * len(sub)))  # the old train/val cut, in rows
+        names = sub.sort_values("bar_idx")["split"].to_numpy()
+        assert (names[:old_cut] != "val").all() and (names[old_cut:] != "train").all()
+        evaluation = names[old_cut:]
+        assert counts["val"] == (len(evaluation) - (evaluation == "gap").sum() + 1) // 2
 
 
 def test_kfold_holds_out_exactly_the_holdout_test_block(short_phase1):

@@ -9,16 +9,17 @@ label of it can see the later block:
 * **embargo**: rows that start within the last ``embargo_bars`` bars before the later
   block are removed too (serial correlation of features and returns).
 
-The fractions are fractions of the **usable** rows, those left after the gaps: with ``n``
-labelled rows of which ``g`` are given up at the two boundaries, the test block has
-``floor(test x (n - g))`` rows, the validation block ``floor(val x (n - g))`` and training
-the rest, so validation and test have the same size when their fractions are equal (the
-embargo used to come out of validation alone: 186 validation rows against 1,627 test rows on
-60 days). The blocks are placed from the end: the test block is the last rows, the
-validation block the last rows before the test block's gap, training everything before the
-validation block's gap. ``g`` depends on where the cuts fall, so the sizes are found by a
-short fixed-point iteration (deterministic). Evaluation blocks keep all their rows. Removed
-rows get split ``"gap"`` and are counted in the report, never silently dropped.
+The training block is the first ``floor(train x n)`` of the ``n`` labelled rows, less its
+gap, as it always was (so ``labeling.train_fraction=${cv.train}``, the bars a barrier
+search may read, still ends before the first validation bar). The rest is the evaluation
+part: the validation rows that the test block purges or embargoes go to the gap first, and
+what is left is shared between validation and test in the ratio ``val : test``, so the two
+have the same size when their fractions are equal. (The embargo used to come out of
+validation alone: 186 validation rows against 1,627 test rows on 60 days.) The test block is
+the last rows; a spare row left by the floors goes to the gap. The gap depends on where the
+test block starts, so the sizes come from a short fixed-point iteration (deterministic).
+Evaluation blocks keep all their rows. Removed rows get split ``"gap"`` and are counted in
+the report, never silently dropped.
 
 :func:`require_rows` runs in Phase 1 before the split: a symbol too short for the feature
 warm-up, its labels and the split fails with the bar counts each needs and what to change.
@@ -49,31 +50,6 @@ def _gap_before(bar_idx: np.ndarray, exit_idx: np.ndarray, start: int, purge: in
     return (exit_idx[:start] >= first_bar - purge) | (bar_idx[:start] >= first_bar - embargo)
 
 
-def _place(bar_idx: np.ndarray, exit_idx: np.ndarray, n_val: int, n_test: int, purge: int,
-           embargo: int) -> np.ndarray:
-    """Block codes with ``n_test`` test rows at the end and ``n_val`` validation rows before
-    the test block's gap."""
-    n = len(bar_idx)
-    codes = np.full(n, TRAIN, np.int8)
-    end = n
-    if n_test > 0:
-        end = n - n_test
-        codes[end:] = TEST
-        if end > 0:
-            codes[:end][_gap_before(bar_idx, exit_idx, end, purge, embargo)] = GAP_TEST
-    if n_val > 0:
-        free = np.flatnonzero(codes[:end] == TRAIN)
-        if len(free) == 0:
-            return codes
-        rows = free[-n_val:]
-        codes[rows] = VAL
-        start = int(rows[0])
-        if start > 0:
-            gap = _gap_before(bar_idx, exit_idx, start, purge, embargo) & (codes[:start] == TRAIN)
-            codes[:start][gap] = GAP_VAL
-    return codes
-
-
 def holdout_blocks(bar_idx: np.ndarray, exit_idx: np.ndarray,
                    fractions: tuple[float, float, float], purge: int,
                    embargo: int) -> np.ndarray:
@@ -81,18 +57,51 @@ def holdout_blocks(bar_idx: np.ndarray, exit_idx: np.ndarray,
     :data:`VAL`, :data:`TEST`, :data:`GAP_VAL` or :data:`GAP_TEST` (see the module
     docstring). A zero fraction has no block (and no gap before it)."""
     n = len(bar_idx)
-    _, val, test = fractions
-    gaps = 0
+    train, val, test = fractions
     codes = np.full(n, TRAIN, np.int8)
-    for _ in range(12):  # converges in two or three steps; the cap only guards oscillation
-        usable = max(n - gaps, 0)
-        n_val, n_test = int(math.floor(val * usable)), int(math.floor(test * usable))
-        codes = _place(bar_idx, exit_idx, n_val, n_test, purge, embargo)
-        found = int(np.count_nonzero(codes >= GAP_VAL))
-        if found == gaps or (val > 0 and n_val == 0) or (test > 0 and n_test == 0):
-            break  # settled, or too few rows for a block (the caller says which split)
-        gaps = found
+    start = int(math.floor(train * n))  # the first row after the training block
+    if start >= n or val + test <= 0:
+        return codes
+    if val > 0 and test > 0:
+        end, n_val = _evaluation_cut(bar_idx, exit_idx, start, val / (val + test), purge,
+                                     embargo)
+        codes[end:] = TEST
+        if 0 < end < n:
+            codes[:end][_gap_before(bar_idx, exit_idx, end, purge, embargo)] = GAP_TEST
+        free = start + np.flatnonzero(codes[start:end] == TRAIN)
+        spare = max(len(free) - n_val, 0)
+        codes[free[spare:]] = VAL
+        codes[free[:spare]] = GAP_VAL  # spare rows (floors): val = test exactly
+        first = int(free[spare]) if spare < len(free) else end
+    else:  # one evaluation block (a k-fold cut without validation, or without test)
+        codes[start:] = VAL if val > 0 else TEST
+        first = start
+    if 0 < first < n:
+        gap = _gap_before(bar_idx, exit_idx, first, purge, embargo) & (codes[:first] == TRAIN)
+        codes[:first][gap] = GAP_VAL if val > 0 else GAP_TEST
     return codes
+
+
+def _evaluation_cut(bar_idx: np.ndarray, exit_idx: np.ndarray, start: int, val_share: float,
+                    purge: int, embargo: int) -> tuple[int, int]:
+    """(first test row, validation rows): rows ``start..n`` less the validation rows that the
+    test block purges or embargoes, shared ``val_share`` : ``1 - val_share`` (floors; a spare
+    row goes to the gap). The gap depends on where the test block starts, so the sizes come
+    from a short fixed-point iteration (deterministic, two or three steps)."""
+    n = len(bar_idx)
+    gap, end, n_val = 0, n, 0
+    for _ in range(12):  # the cap only guards an oscillation on tiny inputs
+        room = max(n - start - gap, 0)
+        n_test = int(math.floor(room * (1.0 - val_share) + 1e-9))
+        n_val = int(math.floor(room * val_share + 1e-9))
+        end = n - n_test
+        if n_test == 0 or end <= start:
+            return max(end, start), n_val  # too few rows: the caller names the empty split
+        found = int(_gap_before(bar_idx, exit_idx, end, purge, embargo)[start:].sum())
+        if found == gap:
+            break
+        gap = found
+    return end, n_val
 
 
 class HoldoutSplit:

@@ -18,8 +18,8 @@ would leak, per symbol (symbols never purge each other):
   test block, so its embargo count is always 0.)
 
 Held-out final test block: with ``test > 0`` each symbol's final test block, cut exactly
-where :class:`~factory.splits.holdout.HoldoutSplit` cuts it (:func:`holdout_blocks`: the
-fractions of the usable rows), never enters any CV split, and the rows before it that the
+where :class:`~factory.splits.holdout.HoldoutSplit` cuts it (:func:`holdout_blocks`: val
+and test the same size after the gaps), never enters any CV split, and the rows before it that the
 holdout gives up to it (label end within ``purge_bars`` of the block, or start within
 ``embargo_bars`` before it, the holdout's own rule) are excluded too. The CV runs on what is
 left: Phase-1 train + val + the train/val gap rows. Alternatively pass a restricted ``X`` and
