@@ -97,6 +97,12 @@ class Dataset:
             self.__dict__["_matrix"] = cached
         return cached[1]
 
+    def label_index(self, rows: np.ndarray) -> np.ndarray | None:
+        """Class indices (0..2) of ``rows``, or None for a dataset of new bars (no labels)."""
+        if "label" not in self.meta:
+            return None
+        return labels_to_index(self.meta["label"].to_numpy()[rows])
+
     def rows(self, split: str) -> np.ndarray:
         """Row positions of one split, in (symbol, time) order."""
         return np.flatnonzero(self.meta["split"].to_numpy() == split)

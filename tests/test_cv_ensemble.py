@@ -100,9 +100,9 @@ def test_stacking_with_a_sequence_model_gives_base_vs_ensemble_table(make_cfg, t
     assert set(ens["ablation"]["delta"]) == {"xgboost", "logistic", "lstm"}
     corr = pd.read_csv(out / "diversity_correlation.csv", index_col=0)
     assert corr.shape == (3, 3) and np.allclose(np.diag(corr), 1.0)
-    combiner = json.loads((out / "model" / "combiner.json").read_text())
+    combiner = json.loads((out / "bundle" / "predictor" / "combiner.json").read_text())
     assert combiner["class"] == "factory.ensemble.meta_learners.LogisticMeta"
-    assert {p.name for p in (out / "model" / "bases").iterdir()} == set(names)
+    assert {p.name for p in (out / "bundle" / "predictor" / "bases").iterdir()} == set(names)
     # a second ensemble over the same base models reuses their stored predictions
     entries = sorted((Path(cfg.paths.cache_dir) / "oof").glob("*/*/entry.json"))
     assert len(entries) == 3

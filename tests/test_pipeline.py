@@ -51,7 +51,7 @@ def test_each_model_runs_end_to_end(make_cfg, tmp_path, model):
         assert len(pred) == metrics[split]["n_samples"]
     for plot in ("equity_curve.png", "confusion_test.png", "feature_importance.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
-    assert (out / "config.yaml").is_file() and (out / "model" / "manifest.json").is_file()
+    assert (out / "config.yaml").is_file() and (out / "bundle" / "manifest.json").is_file()
 
 
 def test_same_seed_same_metrics_and_cache_hit(make_cfg, tmp_path):
@@ -145,4 +145,4 @@ def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, mod
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert REQUIRED <= set(metrics["test"]) and objective == pytest.approx(
         metrics["val"]["f1_macro"])
-    assert (tmp_path / "run" / "model" / "manifest.json").is_file()
+    assert (tmp_path / "run" / "bundle" / "predictor" / "manifest.json").is_file()

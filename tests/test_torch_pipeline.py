@@ -38,8 +38,8 @@ def test_torch_run_writes_standard_outputs_and_reloads_exactly(make_cfg, name, a
 
     test = pd.read_parquet(f"{out}/predictions/test.parquet")
     dropped = metrics["info"]["rows_without_window"]["test"]
-    model, manifest = load_model(f"{out}/model")
-    adapter_obj = load_adapter(f"{out}/model")
+    model, manifest = load_model(f"{out}/bundle/predictor")
+    adapter_obj = load_adapter(f"{out}/bundle/predictor")
     assert manifest["input_kind"] == adapter
     assert manifest["params"]["network"]["_target_"].startswith("factory.models.neural.")
     from factory.phase1 import load_or_build
@@ -51,7 +51,7 @@ def test_torch_run_writes_standard_outputs_and_reloads_exactly(make_cfg, name, a
     np.testing.assert_allclose(model.predict_proba(x),
                                test[["p_short", "p_flat", "p_long"]].to_numpy(), atol=1e-6)
     # the whole predictor (model + adapter) reloads and predicts the same frame
-    again = ModelPredictor.load(f"{out}/model").predict(ds, ds.rows("test"))
+    again = ModelPredictor.load(f"{out}/bundle/predictor").predict(ds, ds.rows("test"))
     np.testing.assert_allclose(again[PROBA_COLUMNS].to_numpy(), test[PROBA_COLUMNS].to_numpy(),
                                atol=1e-6)
 

@@ -115,8 +115,8 @@ def test_user_model_yaml_on_the_search_path_is_an_ensemble_base(user_project, ma
     assert vote["ensemble"]["base_models"] == ["logistic", "my_centroid"]
     assert set(vote["ensemble"]["combiner"]["weights"]) == {"logistic", "my_centroid"}
     with pytest.raises(FactoryError, match="trusted_modules"):
-        EnsemblePredictor.load(tmp_path / "run" / "model")
-    ensemble = EnsemblePredictor.load(tmp_path / "run" / "model", trusted_modules=["my_models"])
+        EnsemblePredictor.load(tmp_path / "run" / "bundle" / "predictor")
+    ensemble = EnsemblePredictor.load(tmp_path / "run" / "bundle" / "predictor", trusted_modules=["my_models"])
     assert list(ensemble.bases_) == ["logistic", "my_centroid"]
 
 
@@ -125,7 +125,7 @@ def test_user_artifacts_reload_only_when_trusted(user_project):
     from factory.phase1 import load_or_build
     from tests.conftest import compose_config
 
-    model_dir = root / "single" / "model"
+    model_dir = root / "single" / "bundle" / "predictor"
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["class"] == "my_models.centroids.Centroids"
     with pytest.raises(FactoryError, match=r"trusted_modules=\[my_models\]"):

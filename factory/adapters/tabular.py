@@ -108,12 +108,18 @@ class TabularAdapter(BaseEstimator):
                 np.clip(X, -self.clip, self.clip, out=X)
         return X
 
+    def weights(self, ds: Dataset, rows: np.ndarray, y: np.ndarray | None) -> np.ndarray | None:
+        """Training weights of ``rows`` (None for new, unlabelled bars)."""
+        if y is None:
+            return None
+        return (self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64)
+
     def transform(self, ds: Dataset, rows: np.ndarray) -> TabularInput:
-        y = labels_to_index(ds.meta["label"].to_numpy()[rows])
+        y = ds.label_index(rows)
         return TabularInput(
             X=self.transform_matrix(ds.matrix()[rows]),
             y=y,
-            weight=(self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64),
+            weight=self.weights(ds, rows, y),
             feature_names=self.feature_names_,
         )
 

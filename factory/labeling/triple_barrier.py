@@ -240,6 +240,24 @@ class TripleBarrierLabeler:
             spec.get("lower_mult", self.lower_mult)
         )
 
+    def horizon_units(self, bars: pd.DataFrame, horizons) -> dict[int, np.ndarray]:
+        """The unit the barriers of each horizon are multiples of: the ATR whatever the
+        horizon for ``width=atr``, else the one-bar unit x sqrt(horizon) (computed once)."""
+        if self.width == "atr":
+            width = self.unit(bars, self.horizon)
+            return dict.fromkeys(horizons, width)
+        one = self.unit(bars, 1)
+        return {hz: one * np.sqrt(hz) for hz in horizons}
+
+    def geometry(self, bars: pd.DataFrame, multipliers: tuple[float, float],
+                 unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Barrier distances as returns on each bar's close, known at the bar (causal): the
+        label's geometry, for training rows and new bars alike (``unit``: the horizon's,
+        when already computed)."""
+        c = bars["close"].to_numpy(np.float64)
+        unit = self.horizon_units(bars, [self.horizon])[self.horizon] if unit is None else unit
+        return multipliers[0] * unit / c, multipliers[1] * unit / c
+
     def label(self, bars: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
         """Labels for every bar of one symbol (NaN/-1 where the window is incomplete).
 
@@ -258,14 +276,12 @@ class TripleBarrierLabeler:
             self.searched[instrument.symbol] = found
             um, lm = found["upper_mult"], found["lower_mult"]
         horizons = [self.horizon, *(x for x in self.horizons or [] if x != self.horizon)]
+        units = self.horizon_units(bars, horizons)
         if self.width == "atr":  # horizon-blind widths: one walk labels every horizon
-            width = self.unit(bars, self.horizon)
+            width = units[self.horizon]
             res = triple_barrier_multi(o, h, lo, c, um * width, lm * width, horizons, cost,
                                        self.vertical)
-            units = dict.fromkeys(horizons, width)
         else:  # each horizon has its own barriers (the unit x sqrt(h)), so its own walk
-            one = self.unit(bars, 1)
-            units = {hz: one * np.sqrt(hz) for hz in horizons}
             res = {hz: triple_barrier_multi(o, h, lo, c, um * units[hz], lm * units[hz], [hz],
                                             cost, self.vertical)[hz] for hz in horizons}
         side = primary_side(c, self.meta) if self.meta is not None else None
@@ -283,8 +299,8 @@ class TripleBarrierLabeler:
                 cols["side"] = side
         # Barrier distances as returns on the decision bar's close: known at bar t (causal),
         # the geometry probabilistic forecasters turn into class probabilities.
-        cols["barrier_up"] = um * units[self.horizon] / c
-        cols["barrier_dn"] = lm * units[self.horizon] / c
+        cols["barrier_up"], cols["barrier_dn"] = self.geometry(bars, (um, lm),
+                                                               units[self.horizon])
         if self.events != "all":
             cols["event"] = event_mask(c, self.events, self.cusum_threshold, self.vol_span)
         return pd.DataFrame(cols, index=bars.index, copy=False)

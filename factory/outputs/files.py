@@ -74,13 +74,15 @@ class ReportTables:
                           index=not isinstance(table.index, pd.RangeIndex))
 
 
-class ModelArtifacts:
-    """``model/``: the fitted predictor (native files, JSON, a manifest with hashes)."""
+class BundleArtifacts:
+    """``bundle/``: everything needed to go from raw bars to probabilities (the predictor's
+    native files, feature state, schema, label geometry, reference bins, a hashed manifest;
+    :mod:`factory.bundle`)."""
 
     def write(self, result: RunResult) -> None:
-        info = result.metrics["info"]
-        result.predictor.save(result.out_dir / "model",
-                              extra={"phase1_key": info["phase1_key"], "horizon": info["horizon"]})
+        from factory.bundle.writer import write_bundle
+
+        write_bundle(result, result.out_dir / "bundle")
 
 
 class MetricsFile:

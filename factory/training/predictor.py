@@ -74,8 +74,9 @@ def predict_output(model, x) -> PredictionOutput:
 
 def prediction_frame(ds: Dataset, rows: np.ndarray, out: PredictionOutput) -> pd.DataFrame:
     """Meta columns of ``rows`` plus the probabilities (and any expected return/confidence)."""
-    extra = ["side"] if "side" in ds.meta else []  # meta-labeling: the primary model's side
-    frame = ds.meta.iloc[rows][META_COLUMNS + extra].reset_index(drop=True)
+    # new bars (a bundle's predictions) have no label columns; meta-labels add the side
+    columns = [c for c in [*META_COLUMNS, "side"] if c in ds.meta]
+    frame = ds.meta.iloc[rows][columns].reset_index(drop=True)
     frame[PROBA_COLUMNS] = out.proba
     if out.expected_return is not None:
         frame["expected_return"] = out.expected_return
@@ -109,6 +110,15 @@ class ModelPredictor:
     @property
     def feature_names(self) -> list[str]:
         return list(self.adapter.feature_names_)
+
+    def history_rows(self) -> int:
+        """Feature rows up to the newest one that a prediction reads (a sequence window)."""
+        return int(getattr(self.adapter, "seq_len", 1)) if self.adapter.kind == "sequence" else 1
+
+    @property
+    def needs_geometry(self) -> bool:
+        """Whether predictions read the label geometry (zero-shot forecasters do)."""
+        return self.adapter.kind == "context"
 
     def fit(self, ds: Dataset, train_rows: np.ndarray | None = None,
             val_rows: np.ndarray | None = None) -> ModelPredictor:
