@@ -6,10 +6,13 @@ The full family list (six tabular models, lstm, resnet1d, patchtst, nhits, a zer
 forecaster, a stacking ensemble over three families) runs under the ``slow`` marker; the
 default suite keeps a booster, lstm and a two-family stack.
 
-Tolerance per family: the tabular models reproduce the run bit for bit. Torch models (and
-ensembles holding one) batch windows differently when a bundle predicts all bars at once than
-when the run predicted the test split alone, and the BLAS summation order follows the batch,
-so they agree to the last bits: max |dp| <= 1e-9 is asserted (measured: 0 or ~1e-16).
+Tolerance per family: the tree models reproduce the run bit for bit. The others multiply
+matrices whose row count differs when a bundle predicts all bars at once and when the run
+predicted the test split alone (the linear models' and a meta-learner's float64 products,
+torch's float32 windows), and the BLAS kernel and summation order follow the row count, so
+they agree to the last bits of their precision: max |dp| <= 1e-12 for the float64 linear
+models (measured 0 to 2e-15) and <= 1e-6 for torch and ensembles (measured 0 to 5e-8);
+which case a run hits moves with the split sizes.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ FAMILIES = {
     "stacking2": STACK2,
 }
 DEFAULT = ("xgboost", "lstm", "stacking2")
-EXACT = {"xgboost", "lightgbm", "catboost", "random_forest", "logistic", "svm", "stacking2"}
+EXACT = {"xgboost", "lightgbm", "catboost", "random_forest"}
+FLOAT64 = {"logistic", "svm"}
 
 
 def tolerance(name: str) -> float:
-    return 0.0 if name in EXACT else 1e-9
+    return 0.0 if name in EXACT else 1e-12 if name in FLOAT64 else 1e-6
 
 
 def _params():
