@@ -33,7 +33,7 @@ MIB = 1024.0  # KiB per MiB (VmHWM / ru_maxrss are in KiB)
 # week, so 1M bars need ~1,015 calendar days (~2.8 years; 730 days would give ~720k bars).
 DAYS_1M = 1015
 ONE_MINUTE_1M = ["cache=false", f"data.days={DAYS_1M}", "data.timeframe=1min",
-                 "~data.instruments.MGC"]
+                 "data.symbols=[MES]"]
 GOAL_SECONDS, GOAL_GIB = 30.0, 4.0
 HORIZON = 20
 LOOP_BARS = 100_000

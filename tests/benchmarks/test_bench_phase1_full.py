@@ -22,7 +22,7 @@ from pathlib import Path
 from tests.conftest import compose_config
 from factory.phase1 import load_or_build
 cfg = compose_config(Path("/tmp/bench_full_phase1"), "features=full", "data.days=1015",
-                     "data.timeframe=1min", "~data.instruments.MGC", "cache=false", tiny=False)
+                     "data.timeframe=1min", "data.symbols=[MES]", "cache=false", tiny=False)
 t0 = time.perf_counter()
 ds, _, _ = load_or_build(cfg)
 seconds = time.perf_counter() - t0

@@ -38,7 +38,7 @@ from factory.phase1 import load_or_build
 from factory.adapters.sequence import SequenceAdapter
 from factory.adapters.multires import MultiresAdapter
 cfg = compose_config(Path("/tmp/bench_seq_memory"), "features=neural_optimal", "data.days=1015",
-                     "data.timeframe=1min", "~data.instruments.MGC", tiny=False)
+                     "data.timeframe=1min", "data.symbols=[MES]", tiny=False)
 ds, _, _ = load_or_build(cfg)
 matrix = ds.matrix()
 out = {"rows": len(ds.X), "features": ds.X.shape[1], "matrix_bytes": matrix.nbytes}
