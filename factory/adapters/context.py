@@ -161,7 +161,8 @@ class ContextAdapter(BaseEstimator):
 
     def state(self) -> dict:
         """The parameters (nothing is fitted), as JSON-able values."""
-        return {"params": {"context_len": self.context_len}, "features": ["close"]}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "params": {"context_len": self.context_len}, "features": ["close"]}
 
     @classmethod
     def from_state(cls, state: dict) -> ContextAdapter:

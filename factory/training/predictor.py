@@ -112,8 +112,9 @@ class ModelPredictor:
         return list(self.adapter.feature_names_)
 
     def history_rows(self) -> int:
-        """Feature rows up to the newest one that a prediction reads (a sequence window)."""
-        return int(getattr(self.adapter, "seq_len", 1)) if self.adapter.kind == "sequence" else 1
+        """Rows up to the newest one that a prediction reads (a window's consecutive rows)."""
+        windowed = self.adapter.kind in ("sequence", "multires")
+        return int(self.adapter.seq_len) if windowed else 1
 
     @property
     def needs_geometry(self) -> bool:

@@ -59,7 +59,8 @@ class ChronosBoltModel(ZeroShotForecaster):
             raise FactoryError(f"model.weights={self.weights}: a {kind or 'non-Chronos'} "
                                f"checkpoint, not Chronos-Bolt: use an amazon/chronos-bolt-* "
                                f"model (e.g. amazon/chronos-bolt-small)")
-        pipeline = ChronosBoltPipeline.from_pretrained(str(directory), dtype=torch.float32,
+        # float64: a live bar (a batch of one) and a backtest batch then agree to ~1e-15
+        pipeline = ChronosBoltPipeline.from_pretrained(str(directory), dtype=torch.float64,
                                                        local_files_only=True)
         pipeline.model.to(device).eval()
         return pipeline
@@ -70,6 +71,6 @@ class ChronosBoltModel(ZeroShotForecaster):
     def _forecast(self, context: np.ndarray, horizon: int) -> np.ndarray:
         import torch
 
-        quantiles = self.backbone_.predict(torch.as_tensor(context, dtype=torch.float32),
+        quantiles = self.backbone_.predict(torch.as_tensor(context, dtype=torch.float64),
                                            prediction_length=horizon)  # (B, Q, H) on CPU
-        return quantiles.numpy().transpose(0, 2, 1)
+        return quantiles.double().numpy().transpose(0, 2, 1)
