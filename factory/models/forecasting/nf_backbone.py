@@ -127,6 +127,9 @@ class NeuralForecastNet(nn.Module):
         seq_len, n_features = (int(s) for s in shape)
         cls = caps.model_class(str(architecture))
         self.architecture, self.mode = cls.__name__, caps.check_mode(cls, mode)
+        # the dtype TorchClassifier predicts in (float64 unless the library hard-codes float32)
+        self.inference_dtype = (torch.float32 if self.architecture in caps.FLOAT32_INFERENCE
+                                else torch.float64)
         self.input_shape = (seq_len, n_features)
         if self.mode == "exog":
             target = self._check_target(target_feature, n_features)

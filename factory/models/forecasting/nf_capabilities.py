@@ -56,6 +56,11 @@ EXCLUDED: dict[str, str] = {
            "varies in the last bits between identical calls, so one seed does not give one "
            "network (runs would not repeat exactly)",
 }
+# Architectures that cannot predict in float64 (so a live bar and a backtest batch agree to
+# float32 rounding, ~1e-7, instead of ~1e-15), with the reason.
+FLOAT32_INFERENCE: dict[str, str] = {
+    "FEDformer": "its Fourier block allocates complex64 buffers inside forward",
+}
 # Architectures that cut non-overlapping patches from the *start* of their input: unless the
 # patch length divides it, the remainder (the newest bars, the decision bar among them) would
 # be dropped. They are given the newest multiple of the patch length instead (the oldest

@@ -89,22 +89,35 @@ class TorchClassifier(WindowClassifier):
         self.module_.to("cpu").eval()
         return self
 
-    def _inference_module(self) -> torch.nn.Module:
+    def _inference_module(self) -> tuple[torch.nn.Module, torch.dtype]:
         """A float64 copy of the trained network, for prediction: a batch of one window (a
         live bar) and a batch of 2,048 (a backtest) then agree to ~1e-15, where float32's
-        batch-size-dependent BLAS summation order moves probabilities by ~1e-7."""
+        batch-size-dependent BLAS summation order moves probabilities by ~1e-7. A network
+        that declares ``inference_dtype = torch.float32`` (its library hard-codes float32
+        buffers) predicts in float32."""
         cached = self.__dict__.get("_inference")
         if cached is None or cached[0] is not self.module_:
-            twin = copy.deepcopy(self.module_).to("cpu").double().eval()
-            cached = (self.module_, twin)
+            dtype = getattr(self.module_, "inference_dtype", torch.float64)
+            twin = copy.deepcopy(self.module_).to("cpu").eval()
+            if dtype == torch.float64:
+                twin.double()  # floating tensors; complex ones (Fourier weights) follow
+                for tensor in [*twin.parameters(), *twin.buffers()]:
+                    if tensor.is_complex():
+                        tensor.data = tensor.data.to(torch.complex128)
+            cached = (self.module_, twin, dtype)
             self.__dict__["_inference"] = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     @torch.no_grad()
     def predict_proba(self, x) -> np.ndarray:
-        module = self._inference_module()
-        out = [torch.softmax(module(torch.from_numpy(gather(x, pos)).double()), dim=1)
-               for pos in batches(x, 2048)]
+        module, dtype = self._inference_module()
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # tensors a forward creates (e.g. TFT's) follow it
+        try:
+            out = [torch.softmax(module(torch.from_numpy(gather(x, pos)).to(dtype)).double(),
+                                 dim=1) for pos in batches(x, 2048)]
+        finally:
+            torch.set_default_dtype(default)
         proba = torch.cat(out).numpy() if out else np.zeros((0, 3))
         return proba / proba.sum(axis=1, keepdims=True)
 
