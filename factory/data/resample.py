@@ -51,8 +51,9 @@ def infer_timeframe(index: pd.DatetimeIndex) -> pd.Timedelta:
     diffs = diffs[diffs > 0]
     if diffs.size == 0:
         raise FactoryError("cannot infer the bar timeframe: all timestamps are identical")
-    values, counts = np.unique(diffs, return_counts=True)
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    counts = pd.Series(diffs).value_counts(sort=False)  # hashing: no sort of n spacings
+    tally = counts.to_numpy()
+    return pd.Timedelta(int(counts.index.to_numpy()[tally == tally.max()].min()), unit="ns")
 
 
 def resample_bars(

@@ -79,14 +79,20 @@ def forward_filter(
     if n == 1:
         return out
     # scaled emissions: max 1 per row (a per-row constant cancels in the normalisation)
-    emis = np.exp(log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True))
+    scaled = log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True)
+    np.exp(scaled, out=scaled)
     m = n - 1
     n_blocks = -(-m // block)
-    pad = n_blocks * block - m
-    if pad:
-        emis = np.concatenate([emis, np.ones((pad, k_states))])
-    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis
-    emis = np.ascontiguousarray(emis.reshape(n_blocks, block, k_states).transpose(1, 2, 0))
+    full = m // block
+    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis;
+    # filled block by block (no padded copy), steps past the last row are ones
+    emis = np.empty((block, k_states, n_blocks))
+    by_block = emis.transpose(2, 0, 1)  # (n_blocks, block, K) view
+    by_block[:full] = scaled[: full * block].reshape(full, block, k_states)
+    if full < n_blocks:
+        by_block[full, : m - full * block] = scaled[full * block:]
+        by_block[full, m - full * block:] = 1.0
+    del scaled
 
     def steps():
         """Yield (j, R, d): each block's product of steps 0..j as diag(d) @ R.
