@@ -70,9 +70,10 @@ class TrainFitted:
         t0 = time.perf_counter()
         if self.hmm:
             model = HMMRegimes(**self.hmm).fit(bars, train_mask)
+            release_free_memory()  # the fit's temporaries, before the filter's
             columns.update(model.transform(bars))
             state["hmm"] = model.get_state()
-            release_free_memory()  # the fit's temporaries, before fracdiff's
+            release_free_memory()  # the filter's temporaries, before fracdiff's
         t1 = time.perf_counter()
         timings["hmm"] = timings.get("hmm", 0.0) + t1 - t0
         if self.fracdiff:
