@@ -38,17 +38,23 @@ CLASSES = (-1, 0, 1)
 
 
 def write_features(X: pd.DataFrame, file: Path) -> None:
-    """``X`` as parquet, fast: no dictionary encoding (float features barely repeat, and
-    trying it costs more than the rest of the write), no column statistics, snappy pages;
-    the Arrow columns wrap the frame's own float arrays (no copy; NaN stays NaN). Read back
-    with ``pd.read_parquet`` like any pandas parquet (the pandas metadata is kept)."""
-    options = {"compression": "snappy", "use_dictionary": False, "write_statistics": False}
-    if not isinstance(X.index, pd.RangeIndex):  # an index stored as a column: pandas' path
+    """``X`` as parquet, fast: the Arrow columns wrap the frame's own arrays (no copy; NaN
+    stays NaN), columns without nulls are stored as required (no definition levels: a
+    third of the encoding work, and much faster to read), no dictionary encoding (float
+    features barely repeat, and trying it costs more than the rest of the write), no column
+    statistics, LZ4 pages. ``pd.read_parquet`` reads it like any pandas parquet (the pandas
+    metadata is kept)."""
+    options = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+    numeric = all(isinstance(t, np.dtype) and t.kind in "fiub" for t in X.dtypes)
+    if not numeric or not isinstance(X.index, pd.RangeIndex):  # pandas' own conversion
         X.to_parquet(file, **options)
         return
     schema = pa.Schema.from_pandas(X, preserve_index=None)
     arrays = [pa.array(X.iloc[:, j].to_numpy(), type=schema.field(j).type)
               for j in range(X.shape[1])]
+    schema = pa.schema([f.with_nullable(a.null_count > 0) for f, a in zip(schema, arrays,
+                                                                          strict=True)],
+                       metadata=schema.metadata)
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), file, **options)
 
 

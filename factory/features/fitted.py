@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -63,31 +64,53 @@ class TrainFitted:
                       ) -> tuple[dict[str, np.ndarray], dict]:
         """Columns for every bar of one symbol, and the fitted state (JSON-able).
 
-        ``timings``: seconds of the ``hmm`` and ``fracdiff`` stages are added to it."""
+        fracdiff runs on a second thread beside the HMM fit (numpy and LAPACK release the
+        GIL) and is joined before the HMM filter, so the two never hold their temporaries
+        at once. ``timings``: the seconds of each (``hmm``, ``fracdiff``; they overlap)
+        are added to it."""
         timings = {} if timings is None else timings
         columns: dict[str, np.ndarray] = {}
         state: dict = {}
-        t0 = time.perf_counter()
-        if self.hmm:
-            model = HMMRegimes(**self.hmm).fit(bars, train_mask)
-            release_free_memory()  # the fit's temporaries, before the filter's
-            columns.update(model.transform(bars))
-            state["hmm"] = model.get_state()
-            release_free_memory()  # the filter's temporaries, before fracdiff's
-        t1 = time.perf_counter()
-        timings["hmm"] = timings.get("hmm", 0.0) + t1 - t0
-        if self.fracdiff:
-            params = {"window": 100, "threshold": 1e-5, **self.fracdiff}
-            log_close = np.log(bars["close"].to_numpy(np.float64))
-            d = choose_d(log_close[train_mask], d_grid=params.get("d_grid", DEFAULT_D_GRID),
-                         pvalue=params.get("pvalue", 0.05), window=params["window"],
-                         threshold=params["threshold"], lags=params.get("lags", 1))
-            weights = fracdiff_weights(d, params["window"], params["threshold"])
-            columns["ffd_fitted"] = fracdiff_series(log_close, weights)
-            state["fracdiff"] = {"d": d, "window": params["window"],
-                                 "threshold": params["threshold"]}
-        timings["fracdiff"] = timings.get("fracdiff", 0.0) + time.perf_counter() - t1
+        with ThreadPoolExecutor(1, thread_name_prefix="fracdiff") as pool:
+            fracdiff = None
+            if self.fracdiff:
+                close = bars["close"].to_numpy(np.float64)
+                fracdiff = pool.submit(_timed, self._fracdiff, close, train_mask)
+            if self.hmm:
+                t0 = time.perf_counter()
+                model = HMMRegimes(**self.hmm).fit(bars, train_mask)
+                fit_s = time.perf_counter() - t0
+            if fracdiff is not None:
+                (series, fracdiff_state), fracdiff_s = fracdiff.result()
+            if self.hmm:
+                release_free_memory()  # the fits' temporaries, before the filter's
+                t0 = time.perf_counter()
+                columns.update(model.transform(bars))
+                state["hmm"] = model.get_state()
+                timings["hmm"] = timings.get("hmm", 0.0) + fit_s + time.perf_counter() - t0
+                release_free_memory()  # the filter's temporaries
+        if fracdiff is not None:
+            columns["ffd_fitted"] = series
+            state["fracdiff"] = fracdiff_state
+            timings["fracdiff"] = timings.get("fracdiff", 0.0) + fracdiff_s
         return columns, state
+
+    def _fracdiff(self, close: np.ndarray, train_mask: np.ndarray
+                  ) -> tuple[np.ndarray, dict]:
+        """The fracdiff'd log close with d chosen on the training bars, and its state."""
+        params = {"window": 100, "threshold": 1e-5, **self.fracdiff}
+        log_close = np.log(close)
+        d = choose_d(log_close[train_mask], d_grid=params.get("d_grid", DEFAULT_D_GRID),
+                     pvalue=params.get("pvalue", 0.05), window=params["window"],
+                     threshold=params["threshold"], lags=params.get("lags", 1))
+        weights = fracdiff_weights(d, params["window"], params["threshold"])
+        state = {"d": d, "window": params["window"], "threshold": params["threshold"]}
+        return fracdiff_series(log_close, weights), state
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0
 
 
 def prefetch_hmmlearn() -> None:
