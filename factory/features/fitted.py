@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -64,35 +63,25 @@ class TrainFitted:
                       ) -> tuple[dict[str, np.ndarray], dict]:
         """Columns for every bar of one symbol, and the fitted state (JSON-able).
 
-        fracdiff runs on a second thread beside the HMM fit (numpy and LAPACK release the
-        GIL) and is joined before the HMM filter, so the two never hold their temporaries
-        at once. ``timings``: the seconds of each (``hmm``, ``fracdiff``; they overlap)
-        are added to it."""
+        One after the other, the freed memory handed back between them: the feature
+        matrix is complete by now, and their temporaries (tens of MB each on a million
+        bars) add to its peak. ``timings``: seconds of ``hmm`` and ``fracdiff``."""
         timings = {} if timings is None else timings
         columns: dict[str, np.ndarray] = {}
         state: dict = {}
-        with ThreadPoolExecutor(1, thread_name_prefix="fracdiff") as pool:
-            fracdiff = None
-            if self.fracdiff:
-                close = bars["close"].to_numpy(np.float64)
-                fracdiff = pool.submit(_timed, self._fracdiff, close, train_mask)
-            if self.hmm:
-                t0 = time.perf_counter()
-                model = HMMRegimes(**self.hmm).fit(bars, train_mask)
-                fit_s = time.perf_counter() - t0
-            if fracdiff is not None:
-                (series, fracdiff_state), fracdiff_s = fracdiff.result()
-            if self.hmm:
-                release_free_memory()  # the fits' temporaries, before the filter's
-                t0 = time.perf_counter()
-                columns.update(model.transform(bars))
-                state["hmm"] = model.get_state()
-                timings["hmm"] = timings.get("hmm", 0.0) + fit_s + time.perf_counter() - t0
-                release_free_memory()  # the filter's temporaries
-        if fracdiff is not None:
-            columns["ffd_fitted"] = series
-            state["fracdiff"] = fracdiff_state
-            timings["fracdiff"] = timings.get("fracdiff", 0.0) + fracdiff_s
+        if self.hmm:
+            t0 = time.perf_counter()
+            model = HMMRegimes(**self.hmm).fit(bars, train_mask)
+            release_free_memory()  # the fit's temporaries, before the filter's
+            columns.update(model.transform(bars))
+            state["hmm"] = model.get_state()
+            release_free_memory()  # the filter's temporaries, before fracdiff's
+            timings["hmm"] = timings.get("hmm", 0.0) + time.perf_counter() - t0
+        if self.fracdiff:
+            t0 = time.perf_counter()
+            columns["ffd_fitted"], state["fracdiff"] = self._fracdiff(
+                bars["close"].to_numpy(np.float64), train_mask)
+            timings["fracdiff"] = timings.get("fracdiff", 0.0) + time.perf_counter() - t0
         return columns, state
 
     def _fracdiff(self, close: np.ndarray, train_mask: np.ndarray
@@ -106,11 +95,6 @@ class TrainFitted:
         weights = fracdiff_weights(d, params["window"], params["threshold"])
         state = {"d": d, "window": params["window"], "threshold": params["threshold"]}
         return fracdiff_series(log_close, weights), state
-
-
-def _timed(fn, *args):
-    t0 = time.perf_counter()
-    return fn(*args), time.perf_counter() - t0
 
 
 def prefetch_hmmlearn() -> None:

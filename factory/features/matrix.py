@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from numba import njit
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,13 @@ def _keep_rows(flat, n, k, rows):  # pragma: no cover (compiled)
 
 
 def release_free_memory() -> None:
-    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``; elsewhere a no-op).
+    """Hand freed memory back to the OS: the C heap's (glibc ``malloc_trim``; elsewhere a
+    no-op) and Arrow's pool (pandas' string columns live there).
 
     glibc keeps freed blocks below 32 MB for reuse, in one arena per thread that allocated
     them, so the temporaries of a finished step (the feature threads, the data generator)
     would otherwise stay resident through the next full-size step and count in its peak."""
+    pa.default_memory_pool().release_unused()
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
