@@ -21,6 +21,7 @@ import ctypes
 import logging
 import mmap
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -153,15 +154,23 @@ class ColumnMatrix:
     def __contains__(self, name: str) -> bool:
         return name in self._pos
 
+    def _shared(self) -> bool:
+        """Whether a view of the buffer is alive (a frame handed out, an Arrow column: each
+        holds a reference to it). Counted here rather than by numpy's ``refcheck``, which
+        also counts the reference a profiler (cProfile) takes to the bound method."""
+        return self._flat.base is not None or sys.getrefcount(self._flat) > 2
+
     def _resize(self, size: int) -> None:
-        try:
-            self._flat.resize(size, refcheck=True)
-        except ValueError:  # still referenced (a frame in use): reallocate and copy
-            log.debug("ColumnMatrix: buffer referenced, resizing by copy")
-            new = np.empty(size, np.float32)
-            keep = min(size, self._flat.size)
-            new[:keep] = self._flat[:keep]
-            self._flat = new
+        """realloc in place when nothing views the buffer, else a copy (the views keep the
+        old one)."""
+        if not self._shared():
+            self._flat.resize(size, refcheck=False)
+            return
+        log.debug("ColumnMatrix: buffer in use, resizing by copy")
+        new = np.empty(size, np.float32)
+        keep = min(size, self._flat.size)
+        new[:keep] = self._flat[:keep]
+        self._flat = new
 
     def _column(self, name: str) -> tuple[np.ndarray, bool]:
         """The column ``name`` (added at the end if new, uninitialised) and whether it is new."""
@@ -230,6 +239,8 @@ class ColumnMatrix:
             raise ValueError("ColumnMatrix.keep_rows: rows must be ascending positions")
         if len(rows) == self.n:
             return
+        if self._shared():  # data moves in place below: leave the views their copy
+            self._resize(self._flat.size)
         _keep_rows(self._flat, self.n, len(self.names), rows)
         self.n = len(rows)  # the room freed stays reserved (growing would touch it): trim
 
@@ -239,6 +250,8 @@ class ColumnMatrix:
         if any(b <= a for a, b in zip(idx, idx[1:], strict=False)):
             raise ValueError("ColumnMatrix.keep_columns: names must be in matrix order")
         n = self.n
+        if self._shared() and idx != list(range(len(idx))):  # as in keep_rows
+            self._resize(self._flat.size)
         for i, j in enumerate(idx):
             if i != j:  # j > i: source and destination never overlap
                 self._flat[i * n:(i + 1) * n] = self._flat[j * n:(j + 1) * n]
