@@ -1,4 +1,4 @@
-"""Entry point: compose the config with Hydra and run one experiment.
+"""Entry point: compose the config with Hydra and run one task (training by default).
 
     python run.py                          # default experiment
     python run.py model=lightgbm horizon=5
@@ -24,11 +24,14 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from factory.config import build, resolve_base_models
     from factory.errors import FactoryError
-    from factory.experiment import run
 
     try:
-        return run(cfg)
+        hc = HydraConfig.get()  # ensemble bases: composed now, by Hydra, on this search path
+        overrides = [*hc.overrides.hydra, *hc.overrides.task]
+        task = build(cfg.task)  # conf/task: train (factory.experiment.run), predict, ...
+        return task(resolve_base_models(cfg, hc.job.config_name, overrides))
     except FactoryError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("error: %s", exc)

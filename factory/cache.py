@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 # Bump when Phase-1 code changes what it produces for the same config.
-PHASE1_VERSION = 4
+PHASE1_VERSION = 5
 
 
 def config_hash(*parts: Any, length: int = 16) -> str:

@@ -34,7 +34,42 @@ import pyarrow.parquet as pq
 
 from factory.data.bars import Instrument
 
+# The class vocabulary, defined here once and imported everywhere: labels, the column order of
+# every probability array (p_short, p_flat, p_long) and the names reports print.
 CLASSES = (-1, 0, 1)
+N_CLASSES = len(CLASSES)
+CLASS_NAMES = ("short", "flat", "long")
+PROBA_COLUMNS = ["p_short", "p_flat", "p_long"]
+
+
+def labels_to_index(labels) -> np.ndarray:
+    """Labels -1/0/1 -> class indices 0/1/2 (the column order of probabilities)."""
+    return (np.asarray(labels, np.int64) - CLASSES[0]).astype(np.int64)
+
+
+def class_positions(classes) -> np.ndarray:
+    """Column of each of ``classes`` (labels a model saw) in the fixed :data:`CLASSES` order."""
+    classes = np.asarray(classes)
+    missing = [c for c in classes.tolist() if c not in CLASSES]
+    if missing:
+        raise ValueError(f"labels {missing} are not in the class vocabulary {CLASSES}")
+    return labels_to_index(classes)
+
+
+def place_columns(proba: np.ndarray, positions, n_columns: int = N_CLASSES) -> np.ndarray:
+    """Columns of ``proba`` moved to ``positions`` of an ``n_columns`` array (3: the class
+    vocabulary); an absent class gets probability 0 and rows are renormalised to sum to 1."""
+    proba = np.asarray(proba, np.float64)
+    out = np.zeros((len(proba), n_columns))
+    out[:, np.asarray(positions, np.int64)] = proba
+    total = out.sum(axis=1, keepdims=True)
+    return out / np.where(total > 0, total, 1.0)
+
+
+def full_proba(proba: np.ndarray, classes) -> np.ndarray:
+    """Probabilities over ``classes`` (the labels a model saw, its ``classes_``) in the 3
+    fixed :data:`CLASSES` columns; a class the model never saw gets probability 0."""
+    return place_columns(proba, class_positions(classes))
 
 
 def write_features(X: pd.DataFrame, file: Path) -> None:
@@ -85,6 +120,12 @@ class Dataset:
             cached = (self.X, self.X.to_numpy(np.float32))
             self.__dict__["_matrix"] = cached
         return cached[1]
+
+    def label_index(self, rows: np.ndarray) -> np.ndarray | None:
+        """Class indices (0..2) of ``rows``, or None for a dataset of new bars (no labels)."""
+        if "label" not in self.meta:
+            return None
+        return labels_to_index(self.meta["label"].to_numpy()[rows])
 
     def rows(self, split: str) -> np.ndarray:
         """Row positions of one split, in (symbol, time) order."""

@@ -28,6 +28,7 @@ from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
 from factory.labeling.weights import sample_weights
 from factory.splits.holdout import SPLITS, HoldoutSplit
+from factory.splits.kfold import PurgedKFold
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,10 @@ def _symbol_rows(
     warm = max(features.warmup_for(base), 0)
     position = np.arange(n)
     labelled = labels["exit_idx"].to_numpy() >= 0
-    keep = (position >= warm) & labelled & finite
-    nonfinite_after_warmup = int(((position >= warm) & labelled & ~finite).sum())
+    # labeling.events=cusum: only sampled bars are rows (counted in the report)
+    sampled = labels["event"].to_numpy() if "event" in labels else np.ones(n, bool)
+    keep = (position >= warm) & labelled & finite & sampled
+    nonfinite_after_warmup = int(((position >= warm) & labelled & sampled & ~finite).sum())
     if nonfinite_after_warmup:
         log.warning("%s: %d rows with non-finite features after warm-up excluded (see report)",
                     symbol, nonfinite_after_warmup)
@@ -104,6 +107,7 @@ def _symbol_rows(
         "warmup_bars": warm,
         "unlabelled_tail": int((~labelled[warm:]).sum()),
         "nonfinite_after_warmup": nonfinite_after_warmup,
+        "not_sampled": int(((position >= warm) & labelled & ~sampled).sum()),
         "rows": len(rows),
         "nan_share": {k: round(v / n if n else float("nan"), 6) for k, v in nan.items()},
         "gaps": gap_report(bars.index, base, break_minutes=1440.0 - session_minutes),
@@ -143,6 +147,17 @@ def _add_train_fitted(matrix: ColumnMatrix, meta: pd.DataFrame, barset: BarSet,
         release_free_memory()
     laps.lap("assemble")
     return state
+
+
+def _select_features(X: pd.DataFrame, meta: pd.DataFrame, features: FeaturePipeline,
+                     split: HoldoutSplit) -> tuple[list[str], dict]:
+    """``features.selection`` on purged k-fold splits of the training rows only."""
+    train = np.flatnonzero(meta["split"].to_numpy() == "train")
+    folds = PurgedKFold(features.selection.n_splits, split.purge_bars, split.embargo_bars,
+                        train=1.0, val=0.0, test=0.0).split(meta.iloc[train])
+    folds = [(train[a], train[b]) for a, b in folds]
+    y = meta["label"].to_numpy().astype(np.int64) + (0 if "side" in meta else 1)
+    return features.selection.select(X, y, meta["weight"].to_numpy(), folds)
 
 
 def build_dataset(
@@ -193,10 +208,17 @@ def build_dataset(
         del X  # the frame views the buffer: drop it so the columns move in place
         matrix.keep_columns(kept)
         X = matrix.frame()
-    laps.lap("selection")
     if any(dropped.values()):
         log.info("features dropped on training rows: %s",
                  {k: len(v) for k, v in dropped.items() if v})
+    selection = None
+    if features.selection is not None:  # MDA inside purged folds of the training rows
+        kept, selection = _select_features(X, meta, features, split)
+        if kept != matrix.names:  # a subsequence of the columns: in place as above
+            del X
+            matrix.keep_columns(kept)
+            X = matrix.frame()
+    laps.lap("selection")
     for sym in barset.symbols:
         sub = meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
@@ -216,7 +238,8 @@ def build_dataset(
         "feature_set": features.name,
         "warmup_bars": features.warmup_for(barset.timeframe),
         "report": {"symbols": report, "data": barset.report, "features_dropped": dropped,
-                   "feature_warmups": features.warmups(), "features_kept": len(kept)},
+                   "feature_warmups": features.warmups(), "features_kept": len(kept),
+                   "selection": selection},
         "fitted": fitted_state,
         "timings": laps.seconds,
     }

@@ -8,6 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from factory.config import resolve_base_models
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -27,8 +29,10 @@ def compose_config(tmp_path: Path, *overrides: str, tiny: bool = True) -> DictCo
         small = [o for o in small if not o.startswith("features=")]
     if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
         small = [o for o in small if not o.startswith("data.days")]  # file sources: no days
+    args = base + small + list(overrides)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=base + small + list(overrides))
+        cfg = compose("config", overrides=args)
+        return resolve_base_models(cfg, "config", args)  # as run.py does (ensemble bases)
 
 
 @pytest.fixture
@@ -41,3 +45,15 @@ def make_cfg(tmp_path):
 
 def model_names() -> list[str]:
     return sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+def yaml_test_sizes(yaml_path: Path) -> dict:
+    """A component YAML's own test sizing: its ``# tests: {key: value, ...}`` comment line
+    (dotted keys allowed), read by tests only (Hydra never sees a comment). Adding a component
+    therefore touches its class and its YAML, nothing in tests/."""
+    import yaml
+
+    for line in Path(yaml_path).read_text().splitlines():
+        if line.startswith("# tests:"):
+            return dict(yaml.safe_load(line[len("# tests:"):]) or {})
+    return {}

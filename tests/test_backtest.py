@@ -91,7 +91,7 @@ def test_oracle_on_real_labels_wins_every_trade(make_cfg):
     """Trading the true labels: a +-1 label means the trade clears its costs, so every
     backtest trade must be a net winner (ties the backtest to the labeler end to end)."""
     from factory.phase1 import load_or_build
-    from factory.training.trainer import META_COLUMNS
+    from factory.training.predictor import META_COLUMNS
 
     ds, _, _ = load_or_build(make_cfg())
     rows = ds.rows("test")

@@ -15,11 +15,12 @@ from factory.experiment import run
 from factory.phase1 import load_or_build
 from factory.tracking.multirun_summary import overfitting_report
 from factory.training.cross_validation import cross_validate
+from factory.training.predictor import ModelPredictor
 
 XGB = ["model.n_estimators=40", "model.n_jobs=1"]
 BASE = ("ensemble.base_overrides={xgboost:['features=core','model.n_estimators=40',"
         "'model.n_jobs=1'],logistic:['features=core'],lstm:['features=core',"
-        "'model.max_epochs=1','adapter.seq_len=16']}")
+        "'trainer.max_epochs=1','adapter.seq_len=16']}")
 BASE_TAB = ("ensemble.base_overrides={xgboost:['features=core','model.n_estimators=40',"
             "'model.n_jobs=1'],logistic:['features=core']}")
 FOLDS = ["cv=purged_kfold", "cv.n_splits=3"]
@@ -44,6 +45,7 @@ def test_purged_kfold_run_writes_fold_metrics_and_oof(make_cfg):
     assert len(entries) == 1
     assert {p.name for p in entries[0].parent.glob("*.parquet")} == {
         "oof.parquet", "val.parquet", "test.parquet"}
+    assert (entries[0].parent / "model" / "manifest.json").is_file()  # the fitted model too
 
 
 class RecordingAdapter(TabularAdapter):
@@ -61,13 +63,9 @@ def test_oof_prediction_comes_from_a_model_that_never_saw_the_row(make_cfg):
     ds = load_or_build(cfg)[0]
     splitter = build(cfg.cv)
     fitted = []
-
-    def make_adapter():
-        RecordingAdapter.log = fitted
-        return RecordingAdapter()
-
-    res = cross_validate(lambda: build(cfg.model), make_adapter, ds, splitter,
-                         lambda pred: {}, val_fraction=0.2)
+    RecordingAdapter.log = fitted
+    predictor = ModelPredictor(build(cfg.model), RecordingAdapter())
+    res = cross_validate(predictor, ds, splitter, lambda pred: {}, val_fraction=0.2)
     meta = ds.meta
     for split, trained in enumerate(fitted):
         oof_rows = res.oof.loc[res.oof["split"] == split, "row"].to_numpy()
@@ -87,19 +85,28 @@ def test_stacking_with_a_sequence_model_gives_base_vs_ensemble_table(make_cfg, t
     run(cfg)
     out = Path(cfg.paths.output_dir)
     report = pd.read_csv(out / "ensemble_report.csv", index_col="model")
-    assert list(report.index) == ["ensemble", "xgboost", "logistic", "lstm"]
+    names = ["xgboost", "logistic", "lstm"]
+    assert list(report.index) == ["ensemble", *[f"{n} ({rows} rows)" for n in names
+                                                for rows in ("common", "own")]]
     assert report["test.f1_macro"].between(0, 1).all()
     metrics = json.loads((out / "metrics.json").read_text())
     ens = metrics["ensemble"]
-    assert ens["method"] == "stacking" and ens["meta_learner"] == "logistic"
+    assert ens["method"] == "stacking" and ens["combiner"]["kind"] == "logistic"
+    # the lstm loses each segment's first seq_len - 1 rows: the ensemble predicts fewer rows
+    rows = ens["rows"]["test"]
+    assert rows["ensemble"] == min(rows[n] for n in names) < max(rows[n] for n in names)
+    assert metrics["info"]["family"] == "ensemble" and set(metrics["info"]) >= {
+        "model", "adapter", "n_features", "n_train", "fit_seconds", "epochs"}
     assert set(ens["ablation"]["delta"]) == {"xgboost", "logistic", "lstm"}
     corr = pd.read_csv(out / "diversity_correlation.csv", index_col=0)
     assert corr.shape == (3, 3) and np.allclose(np.diag(corr), 1.0)
-    assert json.loads((out / "model" / "ensemble.json").read_text())["combiner"]["kind"]
+    combiner = json.loads((out / "bundle" / "predictor" / "combiner.json").read_text())
+    assert combiner["class"] == "factory.ensemble.meta_learners.LogisticMeta"
+    assert {p.name for p in (out / "bundle" / "predictor" / "bases").iterdir()} == set(names)
     # a second ensemble over the same base models reuses their stored predictions
     entries = sorted((Path(cfg.paths.cache_dir) / "oof").glob("*/*/entry.json"))
     assert len(entries) == 3
-    again = make_cfg("ensemble=voting", "ensemble.weights=learned",
+    again = make_cfg("ensemble=voting", "ensemble.combiner.weights=learned",
                      "ensemble.base_models=[xgboost,logistic,lstm]", BASE, *FOLDS,
                      f"paths.output_dir={tmp_path / 'voting'}", "trainer.progress=false",
                      "trainer.num_threads=1")
@@ -111,11 +118,11 @@ def test_stacking_with_a_sequence_model_gives_base_vs_ensemble_table(make_cfg, t
 
 def test_regime_aware_stacking_and_blending(make_cfg, tmp_path):
     base = "ensemble.base_models=[xgboost,logistic]"
-    cfg = make_cfg("ensemble=stacking", "ensemble.meta_learner=regime_aware", base, BASE_TAB,
+    cfg = make_cfg("ensemble=stacking", "ensemble/combiner=regime_aware", base, BASE_TAB,
                    *FOLDS, "features=ensemble_base")
     run(cfg)
     ens = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["ensemble"]
-    assert ens["meta_learner"] == "regime_aware" and ens["combiner"]["kind"] == "regime_aware"
+    assert ens["combiner"]["kind"] == "regime_aware"
     blend = make_cfg("ensemble=blending", base, BASE_TAB, f"paths.output_dir={tmp_path / 'b'}")
     run(blend)
     ens = json.loads((tmp_path / "b" / "metrics.json").read_text())["ensemble"]

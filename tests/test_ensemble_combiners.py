@@ -14,15 +14,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from factory.config import build
 from factory.ensemble.common import log_loss, stack_features
 from factory.ensemble.diversity import ablation, disagreement, prediction_correlation
-from factory.ensemble.meta_learners import META_LEARNERS, LogisticMeta
+from factory.ensemble.meta_learners import CalibratedBlender, LogisticMeta
 from factory.ensemble.regime import RegimeAwareMeta
-from factory.ensemble.spec import EnsembleSpec, load_combiner
 from factory.ensemble.voting import HardVoting, SoftVoting
 from factory.errors import FactoryError
+from tests.conftest import CONF, yaml_test_sizes
 
 NAMES = ["A", "B", "C"]
 N = 2000  # rows per half (fit / evaluate)
@@ -56,21 +58,26 @@ def data():
             "P_test": P[N:], "y_test": y[N:], "R_test": R.iloc[N:].reset_index(drop=True)}
 
 
-# Smaller than the YAML defaults so the suite stays fast; the code paths are the same.
-SMALL = {"mlp": {"hidden_layer_sizes": (8,), "max_iter": 100},
-         "gradient_boosting": {"max_iter": 30, "max_bins": 32}}
+# Every combiner is discovered from conf/ensemble/combiner/ (one YAML each): no list here.
+COMBINERS = sorted(p.stem for p in (CONF / "ensemble" / "combiner").glob("*.yaml"))
+LEARNERS = [n for n in COMBINERS if not n.endswith("_voting")]
 
 
 def learner(name: str, **params):
-    return META_LEARNERS[name](**{**SMALL.get(name, {}), **params})
+    """A fresh combiner from its YAML (a `_partial_` node) at its test size (the YAML's
+    ``# tests:`` line), with ``params`` overriding."""
+    path = CONF / "ensemble" / "combiner" / f"{name}.yaml"
+    root = OmegaConf.create({"seed": 42, "c": OmegaConf.load(path)})
+    root.c = OmegaConf.merge(root.c, yaml_test_sizes(path), params)
+    return instantiate(root.c, _convert_="all")()
 
 
 def all_combiners() -> dict:
-    out = {name: learner(name) for name in META_LEARNERS}
-    out["calibrated_platt"] = META_LEARNERS["calibrated"](method="platt")
+    out = {name: learner(name) for name in COMBINERS}
+    out["calibrated_platt"] = learner("calibrated", method="platt")
     out["regime_aware_iso"] = RegimeAwareMeta(calibration="isotonic")
-    out.update(soft=SoftVoting(), soft_learned=SoftVoting(weights="learned"),
-               soft_fixed=SoftVoting(weights=[2, 1, 1]), hard=HardVoting(),
+    out.update(soft_learned=SoftVoting(weights="learned"),
+               soft_fixed=SoftVoting(weights=[2, 1, 1]),
                hard_learned=HardVoting(weights="learned"))
     return out
 
@@ -96,7 +103,7 @@ def test_every_combiner_returns_normalised_probabilities(data, fitted):
 def test_state_round_trip_predicts_identically(data, fitted):
     for name, comb in fitted.items():
         doc = json.loads(json.dumps(comb.state()))  # must be plain JSON
-        again = load_combiner(doc)
+        again = type(comb).from_state(doc)
         assert type(again) is type(comb), name
         a = comb.predict_proba(data["P_test"], R=data["R_test"])
         b = again.predict_proba(data["P_test"], R=data["R_test"])
@@ -125,7 +132,7 @@ def test_learned_voting_weights_favour_the_better_model():
     A_good = np.eye(3)[y] * 0.5 + 0.5 * np.random.default_rng(0).dirichlet(np.ones(3), 3000)
     P[:, 0] = A_good  # A accurate everywhere
     for comb in (SoftVoting(weights="learned"), HardVoting(weights="learned"),
-                 META_LEARNERS["calibrated"]()):
+                 CalibratedBlender()):
         w = comb.fit(P, y).model_weights()
         assert w[0] > 0.8 and w[0] == w.max(), (type(comb).__name__, w)
 
@@ -158,9 +165,8 @@ def test_soft_voting_is_the_weighted_mean(data):
 
 
 def test_ablation_one_delta_per_model(data):
-    spec = EnsembleSpec(name="voting", method="voting", base_models=NAMES, weights="learned")
-    out = ablation(spec.make_combiner, data["P"], data["y"], NAMES, P_eval=data["P_test"],
-                   y_eval=data["y_test"])
+    out = ablation(lambda: SoftVoting(weights="learned"), data["P"], data["y"], NAMES,
+                   P_eval=data["P_test"], y_eval=data["y_test"])
     assert set(out["delta"]) == set(NAMES) and out["metric"] == "log_loss"
     assert out["delta"]["A"] > 0.05 and out["delta"]["B"] > 0.05  # each carries half the rows
     assert abs(out["delta"]["C"]) < out["delta"]["A"] / 5
@@ -195,7 +201,7 @@ def test_own_predictions_match_sklearn(data):
     np.testing.assert_allclose(ours, lr.predict_proba(F_test), atol=1e-12)
     hgb = HistGradientBoostingClassifier(max_iter=30, learning_rate=0.05, max_leaf_nodes=8,
                                          min_samples_leaf=40, max_bins=32, l2_regularization=1.0,
-                                         early_stopping=False, random_state=0)
+                                         early_stopping=False, random_state=42)
     with threadpool_limits(limits=1, user_api="openmp"):
         hgb.fit(F, data["y"])
     ours = learner("gradient_boosting").fit(data["P"], data["y"]).predict_proba(data["P_test"])
@@ -206,7 +212,7 @@ def test_own_predictions_match_sklearn(data):
 def test_two_class_training_rows_still_give_three_columns(data):
     keep = data["y"] != 1
     P, y = data["P"][keep], data["y"][keep]
-    for name in META_LEARNERS:
+    for name in LEARNERS:
         comb = learner(name).fit(P, y, R=data["R"][keep])
         proba = comb.predict_proba(data["P_test"], R=data["R_test"])
         assert proba.shape == (N, 3), name
@@ -237,36 +243,50 @@ def test_inputs_and_config_are_validated(data):
         RegimeAwareMeta().fit(data["P"], data["y"])
     with pytest.raises(FactoryError, match="sum to 1"):
         LogisticMeta().fit(data["P"] * 0.5, data["y"])
-    with pytest.raises(FactoryError, match="unknown `ensemble.meta_learner`"):
-        EnsembleSpec(name="s", method="stacking", base_models=NAMES, meta_learner="xgb")
-    with pytest.raises(FactoryError, match=r"meta_params.logistic` has unknown key\(s\) \['c'\]"):
-        EnsembleSpec(name="s", method="stacking", base_models=NAMES,
-                     meta_params={"logistic": {"c": 1.0}})
-    with pytest.raises(FactoryError, match="blend_fraction"):
-        EnsembleSpec(name="b", method="blending", base_models=NAMES, blend_fraction=1.5)
-    with pytest.raises(FactoryError, match=">= 2 distinct"):
-        EnsembleSpec(name="v", method="voting", base_models=["xgboost"])
-    with pytest.raises(FactoryError, match="ensemble.weights"):
+    with pytest.raises(FactoryError, match="ensemble.combiner.weights"):
         SoftVoting(weights=[1, 1]).fit(data["P"], data["y"])
-    with pytest.raises(FactoryError, match="ensemble.weights` must hold 3"):
-        EnsembleSpec(name="v", method="voting", base_models=NAMES, weights=[1, 2])
+
+
+def test_ensemble_config_is_validated_before_any_work(make_cfg):
+    with pytest.raises(FactoryError, match=r"`ensemble.combiner.c` is not a parameter of "
+                                           r"LogisticMeta; valid: C, use_log_odds, max_iter"):
+        build(make_cfg("ensemble=stacking", "+ensemble.combiner.c=1.0").ensemble)
+    with pytest.raises(FactoryError, match="blend_fraction"):
+        build(make_cfg("ensemble=blending", "ensemble.blend_fraction=1.5").ensemble)
+    with pytest.raises(FactoryError, match=">= 2 distinct"):
+        build(make_cfg("ensemble=voting", "ensemble.base_models=[xgboost]").ensemble)
+    with pytest.raises(FactoryError, match=r"ensemble.combiner.weights` must hold 3"):
+        build(make_cfg("ensemble=voting", "ensemble.combiner.weights=[1,2]").ensemble)
+    with pytest.raises(FactoryError, match=r"no model config named \['xgb'\]; valid: .*xgboost"):
+        make_cfg("ensemble=stacking", "ensemble.base_models=[xgb,logistic]")
+    with pytest.raises(FactoryError, match=r"base_overrides` names \['svm'\]"):
+        make_cfg("ensemble=stacking", "ensemble.base_overrides={svm:['model.C=2']}")
 
 
 def test_config_builds_the_regime_aware_stack(make_cfg):
-    cfg = make_cfg("ensemble=stacking", "ensemble.meta_learner=regime_aware",
-                   "ensemble.base_models=[xgboost,lightgbm,logistic]",
-                   "ensemble.meta_params.regime_aware.l2=0.5")
-    spec = build(cfg.ensemble)
-    assert spec.base_models == ["xgboost", "lightgbm", "logistic"] and spec.needs_regimes
-    comb = spec.make_combiner()
+    cfg = make_cfg("ensemble=stacking", "ensemble/combiner=regime_aware",
+                   "ensemble.base_models=[xgboost,lightgbm,logistic]", "ensemble.combiner.l2=0.5")
+    ens = build(cfg.ensemble)
+    assert ens.base_models == ["xgboost", "lightgbm", "logistic"] and ens.needs_regimes
+    assert sorted(ens.bases) == sorted(ens.base_models)  # composed before the run
+    assert ens.bases["lightgbm"]["model"]["_target_"].endswith("LightGBMModel")
+    assert ens.bases["lightgbm"]["features"]["name"] == "boosting_optimal"  # its own default
+    comb = ens.make_combiner()
     assert isinstance(comb, RegimeAwareMeta) and comb.l2 == 0.5
     X = pd.DataFrame(np.zeros((2, 5)), columns=["ret_1", "hmm_p1", "trend_regime_50",
                                                 "hmm_p0", "hmm_state"])
-    assert list(spec.select_regimes(X).columns) == ["trend_regime_50", "hmm_p1", "hmm_p0"]
+
+    class Data:
+        pass
+
+    ds = Data()
+    ds.X = X
+    assert list(ens.regimes(ds, np.arange(2)).columns) == ["trend_regime_50", "hmm_p1", "hmm_p0"]
+    ds.X = X[["ret_1"]]
     with pytest.raises(FactoryError, match="match no dataset column"):
-        spec.select_regimes(X[["ret_1"]])
-    blend = build(make_cfg("ensemble=blending", "ensemble.meta_learner=mlp").ensemble)
+        ens.regimes(ds, np.arange(2))
+    blend = build(make_cfg("ensemble=blending", "ensemble/combiner=mlp").ensemble)
     assert blend.blend_fraction == 0.2 and blend.make_combiner().random_state == 42
-    assert blend.select_regimes(X) is None
-    vote = build(make_cfg("ensemble=voting", "ensemble.voting=hard").ensemble)
+    assert blend.regimes(ds, np.arange(2)) is None
+    vote = build(make_cfg("ensemble=voting", "ensemble/combiner=hard_voting").ensemble)
     assert isinstance(vote.make_combiner(), HardVoting) and vote.method == "voting"

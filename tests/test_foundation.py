@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import norm
 
 from factory.adapters.context import ContextAdapter
+from factory.data.bars import Instrument
 from factory.dataset import Dataset
 from factory.errors import FactoryError
 from factory.models.artifacts import load_model, save_model
@@ -132,7 +133,10 @@ def make_dataset(n_bars: int = 160, horizon: int = HORIZON, seed: int = 0) -> Da
             "split": np.where(idx < n_bars // 2, "train", "val"), "weight": 1.0}))
     meta = pd.concat(metas, ignore_index=True)
     X = pd.DataFrame({"f0": np.zeros(len(meta), np.float32)})
-    return Dataset(X=X, meta=meta, bars=bars, instruments={}, info={"horizon": horizon})
+    instruments = {s: Instrument(s, tick_size=0.25, point_value=5.0, commission=0.62,
+                                 slippage_ticks=1) for s in bars}
+    return Dataset(X=X, meta=meta, bars=bars, instruments=instruments,
+                   info={"horizon": horizon})
 
 
 def test_context_windows_end_at_the_decision_bar():
@@ -147,6 +151,10 @@ def test_context_windows_end_at_the_decision_bar():
         close = ds.bars[sym]["close"].to_numpy()
         np.testing.assert_array_equal(windows[i], close[t - 31 : t + 1])
     np.testing.assert_array_equal(x.barrier_up, meta["barrier_up"].to_numpy())
+    # the cost is known at the decision: round trip over the decision bar's close
+    closes = np.array([ds.bars[s]["close"].to_numpy()[t] for s, t in
+                       zip(meta["symbol"], meta["bar_idx"], strict=True)])
+    np.testing.assert_allclose(x.cost, 2 * (0.25 + 0.62 / 5.0) / closes, rtol=1e-12)
     np.testing.assert_array_equal(x.y, meta["label"].to_numpy() + 1)
     # short history: NaN on the left, the available closes on the right
     first = adapter.transform(ds, np.array([0]))
@@ -365,5 +373,5 @@ def test_end_to_end_run_with_local_weights(name, make_cfg, tmp_path, chronos_dir
     assert len(pred) == metrics["test"]["n_samples"] > 0  # no row dropped
     np.testing.assert_allclose(pred[["p_short", "p_flat", "p_long"]].sum(axis=1), 1, atol=1e-9)
     assert pred["expected_return"].notna().all() and pred["confidence"].between(0, 1).all()
-    loaded, _ = load_model(out / "model")
+    loaded, _ = load_model(out / "bundle" / "predictor")
     assert loaded.weights == str(weights)

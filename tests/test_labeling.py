@@ -77,7 +77,7 @@ def test_labeler_uses_atr_per_symbol_multipliers_and_costs():
     bars["high"] = bars[["open", "close"]].max(axis=1) + 0.2
     bars["low"] = bars[["open", "close"]].min(axis=1) - 0.2
     inst = Instrument("MES", tick_size=0.25, point_value=5.0, commission=0.62, slippage_ticks=1)
-    lab = TripleBarrierLabeler(horizon=10, per_symbol={"MES": {"upper_mult": 1.5}})
+    lab = TripleBarrierLabeler(horizon=10, width="atr", per_symbol={"MES": {"upper_mult": 1.5}})
     assert lab.multipliers("MES") == (1.5, 1.0) and lab.multipliers("MGC") == (1.0, 1.0)
     out = lab.label(bars, inst)
     assert (out["exit_idx"].iloc[:14] == -1).all()  # ATR warm-up
@@ -208,13 +208,14 @@ def test_labeler_horizons_add_suffixed_columns_and_keep_the_primary_ones():
         alone = TripleBarrierLabeler(horizon=horizon).label(bars, MES)
         for col in LABEL_COLUMNS:
             np.testing.assert_array_equal(multi[f"{col}_h{horizon}"], alone[col], err_msg=col)
-    assert (multi["exit_idx_h20"].iloc[:14] == -1).all()  # ATR warm-up on every horizon
+    assert (multi["exit_idx_h20"].iloc[:50] == -1).all()  # vol warm-up on every horizon
+    assert (multi["exit_idx_h20"].iloc[50:-20] >= 0).all()
     assert (multi["exit_idx_h5"].iloc[-5:] == -1).all() and multi["exit_idx_h5"].iloc[-6] >= 0
 
 
 def test_labeler_matches_numpy_reference_with_atr_widths():
     bars = _bars(800, 6)
-    lab = TripleBarrierLabeler(horizon=12, per_symbol={"MES": {"upper_mult": 1.5}})
+    lab = TripleBarrierLabeler(horizon=12, width="atr", per_symbol={"MES": {"upper_mult": 1.5}})
     out = lab.label(bars, MES)
     o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
     atr = talib.ATR(h, lo, c, timeperiod=14)

@@ -52,10 +52,10 @@ def _up_then_down(n_up: int = 30, n_down: int = 30) -> pd.DataFrame:
 def test_labeler_meta_on_a_trend_and_its_reversal():
     bars = _up_then_down()
     # ATR(3) of a 1-point bar with +-0.25 wicks is 1.5 once warm: barriers entry +- 1.65
-    lab = TripleBarrierLabeler(horizon=5, atr_period=3, upper_mult=1.1, lower_mult=1.1,
-                               meta={"side_from": "momentum", "lookback": 3})
+    lab = TripleBarrierLabeler(horizon=5, width="atr", atr_period=3, upper_mult=1.1,
+                               lower_mult=1.1, meta={"side_from": "momentum", "lookback": 3})
     out = lab.label(bars, FREE)
-    plain = TripleBarrierLabeler(horizon=5, atr_period=3, upper_mult=1.1,
+    plain = TripleBarrierLabeler(horizon=5, width="atr", atr_period=3, upper_mult=1.1,
                                  lower_mult=1.1).label(bars, FREE)
     np.testing.assert_array_equal(out["side"], momentum_side(bars["close"].to_numpy(), 3))
     assert (out["exit_idx"].iloc[:3] == -1).all()  # side 0: nothing to judge, excluded
@@ -77,7 +77,7 @@ def test_labeler_meta_on_a_trend_and_its_reversal():
 
 def test_meta_with_extra_horizons_relabels_every_horizon():
     bars = _up_then_down()
-    out = TripleBarrierLabeler(horizon=5, atr_period=3, horizons=[2], upper_mult=1.1,
+    out = TripleBarrierLabeler(horizon=5, width="atr", atr_period=3, horizons=[2], upper_mult=1.1,
                                lower_mult=1.1, meta={"lookback": 3}).label(bars, FREE)
     live = out["exit_idx_h2"] >= 0
     assert set(out.loc[live, "label_h2"].unique()) == {0, 1}

@@ -1,11 +1,17 @@
 """Conformance of every model (every family) with the contract in ``factory/models/base.py``.
 
-Each model is built from its ``conf/model/*.yaml`` (so YAML keys must match the
-constructor; ``${trainer}`` resolves to ``conf/trainer/default.yaml``), with small sizes for
-speed, on a tiny learnable synthetic problem shaped for its input kind: a 2-D matrix, lazy
-sequence windows, or lazy multi-resolution windows. It must return (n, 3) probabilities in
-the fixed class order, learn, save and load (native files + JSON, no pickle) to the same
-numbers, and repeat exactly under the same seed.
+Models are discovered from ``conf/model/*.yaml`` (keys must match the constructor; a torch
+model's ``trainer:`` block sizes the shared loop) at their test size: the YAML's own
+``# tests:`` line, plus one generic rule for torch models (the shared loop on one thread, no
+progress bar). Each is trained ONCE per session (the ``fitted`` fixture) on a tiny learnable
+problem shaped for its input kind (a 2-D matrix, lazy sequence windows, lazy multi-resolution
+windows or price contexts), through the training layer's ``fit_model`` (the same unpacking
+into ``fit(X, y, sample_weight, eval_set)`` that runs use). On that fit: (n, 3) probabilities
+in the fixed class order, learning, save/load (native files + JSON, no pickle) to the same
+numbers, tamper detection, importance. Further fits check what one fit cannot: two tiny fits
+with the same seed give identical probabilities (size does not matter there), a fit without
+one class still gives 3 columns with that class ~0, and a fit with one class at zero weight
+gives it much lower probabilities than the reference fit (sample weights reach the model).
 """
 
 from __future__ import annotations
@@ -24,27 +30,22 @@ from factory.adapters.multires import MultiresInput
 from factory.adapters.windows import SequenceInput
 from factory.errors import FactoryError
 from factory.models.artifacts import load_model, save_model
+from factory.training.predictor import fit_model, predict_output
+from tests.conftest import CONF, yaml_test_sizes
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-TORCH_FAST = {"max_epochs": 6, "batch_size": 128, "lr": 3e-3}
-# One thread: OpenMP spin-waits make tiny fits slower, not faster, on a busy machine.
-FAST = {
-    "xgboost": {"n_estimators": 40, "n_jobs": 1},
-    "lightgbm": {"n_estimators": 40, "n_jobs": 1},
-    "catboost": {"n_estimators": 60, "n_jobs": 1},
-    "random_forest": {"n_estimators": 30, "min_samples_leaf": 10, "n_jobs": 1},
-    "logistic": {},
-    "svm": {"n_components": 64},
-}
-# Every model composable from conf/model/ is checked; FAST only shrinks the known ones.
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+# The generic rule for every torch model: the shared loop quiet, on one thread (OpenMP
+# spin-waits make tiny fits slower, not faster), up to 6 epochs of 128-sample batches at a
+# higher learning rate (the tiny problem has ~8 batches an epoch).
+TORCH_RULE = {"progress": False, "num_threads": 1, "patience": 2, "max_epochs": 6}
+TORCH_MODEL_RULE = {"batch_size": 128, "lr": 3e-3}
 N_FEATURES, SEQ_LEN, N = 8, 16, 1500
 # Zero-shot foundation models: tiny random checkpoints of the real classes, built once.
 FOUNDATION_WEIGHTS: dict[str, str] = {}
 FOUNDATION_FAST = {"batch_size": 64, "n_paths": 128}
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def foundation_weights(tmp_path_factory):
     from tests.test_foundation import tiny_chronos_bolt, tiny_timesfm
 
@@ -53,18 +54,31 @@ def foundation_weights(tmp_path_factory):
     FOUNDATION_WEIGHTS["timesfm"] = str(tiny_timesfm(root / "timesfm"))
 
 
-def make_model(name: str, **overrides):
-    cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
-    cfg.pop("defaults", None)  # the model's default feature set / adapter: a defaults list
+def model_config(name: str) -> OmegaConf:
+    """``{seed, trainer, model}`` for conf/model/<name>.yaml at its test size."""
+    path = CONF / "model" / f"{name}.yaml"
+    raw = OmegaConf.load(path)
+    raw.pop("defaults", None)  # the model's default feature set / adapter
+    for key, value in yaml_test_sizes(path).items():
+        OmegaConf.update(raw, key, value, force_add=False)
+    is_global = "model" in raw and "_target_" in raw.model
+    model = raw.model if is_global else raw
     trainer = OmegaConf.load(CONF / "trainer" / "default.yaml")
-    trainer.update({"progress": False, "num_threads": 1, "patience": 2})
-    root = OmegaConf.create({"seed": 0, "trainer": trainer, "model": cfg})
-    fast = FAST.get(name, TORCH_FAST if "trainer" in cfg else {})
-    if "weights" in cfg:  # a zero-shot forecaster: local tiny weights, short context
-        fast = {**FOUNDATION_FAST, "weights": FOUNDATION_WEIGHTS[name]}
-    root.model = OmegaConf.merge(root.model, fast, overrides)
+    trainer = OmegaConf.merge(trainer, raw.get("trainer", {}) if is_global else {}, TORCH_RULE)
+    root = OmegaConf.create({"seed": 0, "trainer": trainer, "model": model})
+    if "trainer" in model:
+        root.model = OmegaConf.merge(root.model, TORCH_MODEL_RULE)
+    if "weights" in model:  # a zero-shot forecaster: local tiny weights, short context
+        root.model = OmegaConf.merge(root.model, FOUNDATION_FAST,
+                                     {"weights": FOUNDATION_WEIGHTS[name]})
     root.model.random_state = 0
-    return instantiate(root.model)
+    return root
+
+
+def make_model(name: str, **trainer):
+    root = model_config(name)
+    root.trainer = OmegaConf.merge(root.trainer, trainer)
+    return instantiate(root.model, _convert_="all")
 
 
 def _tabular(X, y, rows):
@@ -100,7 +114,7 @@ SHAPERS = {"tabular": _tabular, "sequence": _sequence, "multires": _multires,
            "context": _context}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def problems():
     """Per input kind, train/val/test inputs of one problem: the class is set by f0 + f1
     at the decision row (plus noise); other features and earlier rows are noise."""
@@ -115,29 +129,22 @@ def problems():
             for kind, shape in SHAPERS.items()}
 
 
-def _kind(name: str) -> str:
-    return make_model(name).input_kind
-
-
-@pytest.fixture(scope="module")
-def data_for(problems):
-    return lambda name: problems[_kind(name)]
-
-
-@pytest.fixture(scope="module", params=MODELS)
-def fitted(request, data_for):
-    data = data_for(request.param)
-    return request.param, make_model(request.param).fit(data["train"], data["val"]), data
+@pytest.fixture(scope="session", params=MODELS)
+def fitted(request, problems):
+    """Each model fitted once per session: (name, model, data, test probabilities)."""
+    model = make_model(request.param)
+    data = problems[model.input_kind]
+    fit_model(model, data["train"], data["val"])
+    return request.param, model, data, predict_output(model, data["test"]).proba
 
 
 def test_proba_contract_and_accuracy(fitted):
-    name, model, data = fitted
-    proba = model.predict_proba(data["test"])
+    name, model, data, proba = fitted
     assert proba.shape == (len(data["test"]), 3) and proba.dtype == np.float64
     assert np.isfinite(proba).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
-    out = model.predict_output(data["test"])
-    np.testing.assert_allclose(out.proba, proba)
+    assert list(model.classes_) == [-1, 0, 1]
+    out = predict_output(model, data["test"])
     if model.family == "foundation":
         assert out.expected_return is not None and np.isfinite(out.expected_return).all()
         assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
@@ -147,12 +154,11 @@ def test_proba_contract_and_accuracy(fitted):
 
 
 def test_save_load_roundtrip_and_tamper(fitted, tmp_path):
-    name, model, data = fitted
+    name, model, data, proba = fitted
     save_model(model, tmp_path, data["train"].feature_names)
     loaded, manifest = load_model(tmp_path)
     assert type(loaded) is type(model)
-    np.testing.assert_allclose(loaded.predict_proba(data["test"]),
-                               model.predict_proba(data["test"]), rtol=1e-6)
+    np.testing.assert_allclose(predict_output(loaded, data["test"]).proba, proba, rtol=1e-6)
     imp, loaded_imp = model.feature_importance(), loaded.feature_importance()
     assert (imp is None) == (loaded_imp is None)
     if imp is not None:
@@ -167,7 +173,7 @@ def test_save_load_roundtrip_and_tamper(fitted, tmp_path):
 
 
 def test_feature_importance(fitted):
-    name, model, _ = fitted
+    name, model, _, _ = fitted
     imp = model.feature_importance()
     if imp is not None:
         imp = np.asarray(imp)
@@ -175,47 +181,52 @@ def test_feature_importance(fitted):
         assert np.isfinite(imp).all() and (imp >= 0).all(), name
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_same_seed_same_probabilities(name, data_for):
-    data = data_for(name)
-    a = make_model(name).fit(data["train"], data["val"]).predict_proba(data["test"])
-    b = make_model(name).fit(data["train"], data["val"]).predict_proba(data["test"])
-    np.testing.assert_array_equal(a, b)
+def test_same_seed_same_probabilities(fitted):
+    """Two fits with the same seed agree bit for bit (size does not matter here: one epoch
+    on a fifth of the rows)."""
+    name, model, data, _ = fitted
+    train, val = (data[s].subset(np.arange(min(n, len(data[s]))))
+                  for s, n in (("train", 200), ("val", 100)))
+    a, b = make_model(name, max_epochs=1), make_model(name, max_epochs=1)
+    fit_model(a, train, val)
+    fit_model(b, train, val)
+    np.testing.assert_array_equal(predict_output(a, data["test"]).proba,
+                                  predict_output(b, data["test"]).proba)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_missing_class_still_three_columns(name, data_for):
-    data = data_for(name)
-    model = make_model(name)
+def test_missing_class_still_three_columns(fitted):
+    """Class +1 absent from training: three columns still, rows summing to 1, +1 near 0."""
+    name, model, data, _ = fitted
     if model.family == "foundation":
         pytest.skip("zero-shot forecaster: reads no labels (tests/test_foundation.py)")
-    drop2 = {s: data[s].subset(data[s].y != 2) for s in ("train", "val")}
-    model.fit(drop2["train"], drop2["val"])
-    proba = model.predict_proba(data["test"])
-    assert proba.shape == (len(data["test"]), 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    train, val = (data[s].subset(data[s].y != 2) for s in ("train", "val"))
+    variant = make_model(name)
+    fit_model(variant, train, val)
+    out = predict_output(variant, data["test"]).proba
+    assert out.shape == (len(data["test"]), 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
     # trees and linear models give an unseen class ~0; a softmax net after a few epochs less so
     limit = 0.05 if model.family != "neural" else 0.15
-    assert proba[:, 2].mean() < limit, f"{name}: absent class got {proba[:, 2].mean():.3f}"
+    assert out[:, 2].mean() < limit, f"{name}: absent class got {out[:, 2].mean():.3f}"
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_sample_weights_matter(name, data_for):
-    data = data_for(name)
-    if make_model(name).family == "foundation":
+def test_sample_weights_matter(fitted):
+    """Class -1 at zero weight: its probability falls well below the reference fit's."""
+    name, model, data, proba = fitted
+    if model.family == "foundation":
         pytest.skip("zero-shot forecaster: reads no labels or weights (tests/test_foundation.py)")
-    train, val = data["train"], data["val"]
-    base = make_model(name).fit(train, val).predict_proba(data["test"])
-    w = np.where(train.y == 0, 0.0, 1.0)
-    heavy = train.subset(np.arange(len(train)))
-    heavy.weight = w
-    weighted = make_model(name).fit(heavy, val).predict_proba(data["test"])
-    assert weighted[:, 0].mean() < base[:, 0].mean() - 0.05, name
+    heavy = data["train"].subset(np.arange(len(data["train"])))
+    heavy.weight = np.where(heavy.y == 0, 0.0, 1.0)
+    weighted = make_model(name)
+    fit_model(weighted, heavy, data["val"])
+    out = predict_output(weighted, data["test"]).proba
+    assert out[:, 0].mean() < proba[:, 0].mean() - 0.05, name
 
 
 def test_forest_refuses_other_sklearn_version(problems, tmp_path):
     data = problems["tabular"]
-    model = make_model("random_forest").fit(data["train"])
+    model = make_model("random_forest")
+    fit_model(model, data["train"])
     save_model(model, tmp_path, data["train"].feature_names)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["state"]["sklearn_version"] = "0.1"
@@ -228,9 +239,14 @@ def test_forest_proba_reproducible_across_threads(problems):
     data = problems["tabular"]
     from factory.models.classical.sklearn_trees import forest_proba
 
-    model = make_model("random_forest").fit(data["train"])
+    model = make_model("random_forest")
+    fit_model(model, data["train"])
     X = np.tile(data["test"].X, (12, 1))  # enough rows to be split across threads
     trees = model.model_.estimators_
     one, two = forest_proba(trees, X, 1), forest_proba(trees, X, 2)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(one, model.model_.predict_proba(X), rtol=1e-12)
+
+
+def test_every_model_yaml_is_discovered():
+    assert len(MODELS) >= 22 and Path(CONF / "model" / "xgboost.yaml").is_file()

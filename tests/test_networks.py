@@ -1,4 +1,5 @@
-"""The six torch networks honour the contract the shared trainer relies on.
+"""Every torch network of ours (discovered from conf/model) honours the contract the shared
+trainer relies on.
 
 Shapes in, logits out; every parameter trains; a seed fixes the output; the per-step
 representations of the TCN and of the causal transformer never see later steps; bad
@@ -8,7 +9,9 @@ hyper-parameters fail at construction with a FactoryError naming the YAML key; a
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,19 +25,38 @@ from factory.models.neural.lstm import LSTMNet
 from factory.models.neural.resnet1d import ResNet1DNet
 from factory.models.neural.tcn import TCNNet, receptive_field
 from factory.models.neural.transformer import TransformerNet
-from tests.conftest import CONF
+from tests.conftest import CONF, yaml_test_sizes
 
 SEQ = (24, 5)         # (seq_len, n_features): small, so every test runs in well under a second
 MULTIRES = (3, 16, 4)  # (n_timeframes, seq_len, n_channels)
-SMALL = {  # CPU-light settings exercising the same code paths as the defaults
-    "lstm": (LSTMNet, SEQ, {"hidden_size": 8, "num_layers": 2}),
-    "gru": (GRUNet, SEQ, {"hidden_size": 8, "bidirectional": True}),
-    "tcn": (TCNNet, SEQ, {"channels": 8}),
-    "transformer": (TransformerNet, SEQ, {"d_model": 16, "n_heads": 2, "dim_feedforward": 32}),
-    "inceptiontime": (InceptionTimeNet, SEQ, {"n_filters": 4, "bottleneck": 4, "depth": 7}),
-    "resnet1d": (ResNet1DNet, MULTIRES, {"channels": [8, 8, 16]}),
-}
-NAMES = list(SMALL)
+
+
+def _network_yamls() -> dict[str, Path]:
+    """Every model YAML whose network is one of ours (factory.models.neural), discovered."""
+    out = {}
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        target = str(OmegaConf.select(OmegaConf.load(path), "model.network._target_",
+                                      default=""))
+        if target.startswith("factory.models.neural."):
+            out[path.stem] = path
+    return out
+
+
+YAMLS = _network_yamls()
+NAMES = list(YAMLS)
+
+
+def spec(name: str) -> tuple[type, tuple[int, ...], dict]:
+    """(class, input shape, kwargs): the YAML's network at its test size (``# tests:``)."""
+    root = OmegaConf.load(YAMLS[name])
+    for key, value in yaml_test_sizes(YAMLS[name]).items():
+        OmegaConf.update(root, key, value)
+    node = OmegaConf.to_container(root.model.network)
+    target = node.pop("_target_")
+    node.pop("_partial_", None)
+    module, _, cls_name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), cls_name)
+    return cls, (MULTIRES if cls.input_kind == "multires" else SEQ), node
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +69,7 @@ def one_thread():
 
 
 def build(name: str, seed: int = 0, **overrides) -> torch.nn.Module:
-    cls, shape, kwargs = SMALL[name]
+    cls, shape, kwargs = spec(name)
     torch.manual_seed(seed)
     return cls(shape, 3, **{**kwargs, **overrides})
 
@@ -59,18 +81,18 @@ def batch(shape: tuple[int, ...], n: int = 6, seed: int = 1) -> torch.Tensor:
 @pytest.mark.parametrize("name", NAMES)
 def test_logits_shape_and_input_kind(name):
     net = build(name).eval()
-    _, shape, _ = SMALL[name]
+    _, shape, _ = spec(name)
     out = net(batch(shape, n=5))
     assert out.shape == (5, 3) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
     assert not torch.allclose(out.sum(1), torch.ones(5))  # logits, not probabilities
-    assert net.input_kind == ("multires" if name == "resnet1d" else "sequence")
+    assert net.input_kind == ("multires" if shape == MULTIRES else "sequence")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gradients_reach_every_parameter(name):
     net = build(name).train()
-    _, shape, _ = SMALL[name]
+    _, shape, _ = spec(name)
     loss = torch.nn.functional.cross_entropy(net(batch(shape, n=8)), torch.arange(8) % 3)
     loss.backward()
     dead = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -79,7 +101,7 @@ def test_gradients_reach_every_parameter(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_output(name):
-    _, shape, _ = SMALL[name]
+    _, shape, _ = spec(name)
     x = batch(shape)
     outs, grads = [], []
     for _ in range(2):
@@ -96,7 +118,7 @@ def test_same_seed_same_output(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip(name):
     """The estimator saves only the state_dict: a fresh build loading it predicts the same."""
-    _, shape, _ = SMALL[name]
+    _, shape, _ = spec(name)
     net = build(name, seed=1)
     net.train()
     net(batch(shape, n=8))  # one training pass moves batch-norm running statistics
@@ -181,8 +203,8 @@ def test_bad_hyper_parameters_raise(cls, shape, kwargs, key):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_yaml_network_node_builds_the_network(name):
-    node = OmegaConf.load(CONF / "model" / f"{name}.yaml").network
-    cls, shape, _ = SMALL[name]
+    node = OmegaConf.load(CONF / "model" / f"{name}.yaml").model.network
+    cls, shape, _ = spec(name)
     keys = set(node) - {"_target_", "_partial_"}
     kwonly = {p.name for p in inspect.signature(cls).parameters.values()
               if p.kind is inspect.Parameter.KEYWORD_ONLY}

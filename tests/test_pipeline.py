@@ -51,7 +51,7 @@ def test_each_model_runs_end_to_end(make_cfg, tmp_path, model):
         assert len(pred) == metrics[split]["n_samples"]
     for plot in ("equity_curve.png", "confusion_test.png", "feature_importance.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
-    assert (out / "config.yaml").is_file() and (out / "model" / "manifest.json").is_file()
+    assert (out / "config.yaml").is_file() and (out / "bundle" / "manifest.json").is_file()
 
 
 def test_same_seed_same_metrics_and_cache_hit(make_cfg, tmp_path):
@@ -134,7 +134,7 @@ def test_meta_labeling_end_to_end_trades_the_primary_side(make_cfg, tmp_path):
 def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, model):
     """Every sequence / multires / zero-shot model through the real pipeline (1 epoch;
     zero-shot models on tiny random checkpoints of the real classes)."""
-    extra = ["model.max_epochs=1", "trainer.progress=false"]
+    extra = ["trainer.max_epochs=1", "trainer.progress=false"]
     if _trained_by(model) == "zero_shot":
         from tests.test_foundation import tiny_chronos_bolt, tiny_timesfm
 
@@ -145,4 +145,4 @@ def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, mod
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert REQUIRED <= set(metrics["test"]) and objective == pytest.approx(
         metrics["val"]["f1_macro"])
-    assert (tmp_path / "run" / "model" / "manifest.json").is_file()
+    assert (tmp_path / "run" / "bundle" / "predictor" / "manifest.json").is_file()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from factory.dataset import CLASSES
 from factory.errors import FactoryError
 
 
@@ -37,11 +36,6 @@ class TabularInput:
         X = self.X.copy()
         X[:, j] = rng.permutation(X[:, j])
         return replace(self, X=X)
-
-
-def labels_to_index(labels: np.ndarray) -> np.ndarray:
-    """Map labels -1/0/1 to class indices 0/1/2 (the fixed column order of probabilities)."""
-    return (np.asarray(labels, np.int64) - CLASSES[0]).astype(np.int64)
 
 
 def check_compatible(adapter_kind: str, model) -> None:

@@ -8,8 +8,9 @@ history are left-padded with NaN (the forecasters mask missing values), so no ro
 Windows may reach back before the split's first bar (a validation row's context can hold
 training-period closes): they are past prices only, like any lookback feature, and a
 zero-shot model learns nothing from them. The barrier geometry (``barrier_up``,
-``barrier_dn``, ``cost``) and the horizon travel with the input, since the model needs them
-to turn a return forecast into class probabilities.
+``barrier_dn``, and the round-trip cost as a return on the decision bar's close) and the
+horizon travel with the input, since the model needs them to turn a return forecast into
+class probabilities; all three are known at the decision, so new bars get the same numbers.
 
 Nothing ``(n, L)`` is materialised: the input keeps one flat array of every symbol's closes
 plus each row's end position, and :meth:`ContextInput.batch` gathers a batch of windows.
@@ -21,10 +22,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
-from factory.adapters.base import labels_to_index
 from factory.dataset import Dataset
 from factory.errors import FactoryError
+
+
+def decision_cost(ds: Dataset, symbols: np.ndarray, bar_idx: np.ndarray) -> np.ndarray:
+    """Round-trip cost as a return on each row's decision-bar close: known at the decision
+    (the label's own cost divides by the next bar's open, which is not), so training and
+    live prediction compute the same number."""
+    points = np.array([ds.instruments[s].round_trip_cost_points for s in symbols], np.float64)
+    close = np.empty(len(symbols))
+    for sym in set(symbols.tolist()):
+        at = symbols == sym
+        close[at] = ds.bars[sym]["close"].to_numpy(np.float64)[bar_idx[at]]
+    return points / close
 
 
 @dataclass
@@ -83,7 +96,7 @@ class ContextInput:
         return replace(self, closes=closes)
 
 
-class ContextAdapter:
+class ContextAdapter(BaseEstimator):
     """Close-price windows (``conf/adapter/context.yaml``).
 
     Parameters
@@ -105,7 +118,7 @@ class ContextAdapter:
                 "zero-shot forecasters predict the triple-barrier outcome, not a meta-label: "
                 "set `labeling.meta=null` to use `adapter=context`"
             )
-        missing = {"barrier_up", "barrier_dn", "cost"} - set(ds.meta.columns)
+        missing = {"barrier_up", "barrier_dn"} - set(ds.meta.columns)
         if missing:
             raise FactoryError(f"dataset meta lacks {sorted(missing)} (Phase-1 cache from an "
                                f"older version?): rerun with `cache=false` once")
@@ -125,7 +138,9 @@ class ContextAdapter:
         sizes = np.array([len(c) for c in series], np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         first = offsets[pd.Index(used).get_indexer(symbols)] if len(rows) else rows
-        geometry = meta[["barrier_up", "barrier_dn", "cost"]].to_numpy(np.float64)[rows]
+        geometry = meta[["barrier_up", "barrier_dn"]].to_numpy(np.float64)[rows]
+        cost = decision_cost(ds, symbols, meta["bar_idx"].to_numpy(np.int64)[rows])
+        geometry = np.column_stack([geometry, cost])
         if not np.isfinite(geometry).all():
             raise FactoryError("barrier_up/barrier_dn/cost must be finite on every row for "
                                "`adapter=context` (rows inside the ATR warm-up?)")
@@ -138,7 +153,7 @@ class ContextAdapter:
             barrier_dn=geometry[:, 1],
             cost=geometry[:, 2],
             horizon=ds.horizon,
-            y=labels_to_index(meta["label"].to_numpy()[rows]),
+            y=ds.label_index(rows),
             weight=np.ones(len(rows)),
             rows=rows,
             feature_names=["close"],

@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
 from factory.adapters.windows import cached_segment_position, window_ends
 from factory.data.resample import parse_timeframe, resample_bars
@@ -201,10 +200,10 @@ class MultiresAdapter(TabularAdapter):
             self.dropped_[split] = max(self.dropped_.get(split, 0), count)
         if dropped:
             log.info("multires windows: %s rows dropped (segment start / short history)", dropped)
-        y = labels_to_index(ds.meta["label"].to_numpy()[kept])
+        y = ds.label_index(kept)
         return MultiresInput(
             X=arrays, last=last[kept], seq_len=self.seq_len, y=y,
-            weight=(self._raw_weight(ds, kept, y) * self.weight_scale_).astype(np.float64),
+            weight=self.weights(ds, kept, y),
             rows=kept, feature_names=self.feature_names_, center=self.center_,
             scale=self.scale_, clip=self.clip,
         )

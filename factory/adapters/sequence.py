@@ -12,7 +12,6 @@ import logging
 
 import numpy as np
 
-from factory.adapters.base import labels_to_index
 from factory.adapters.tabular import TabularAdapter
 from factory.adapters.windows import SequenceInput, cached_segment_position, window_ends
 from factory.dataset import Dataset
@@ -62,11 +61,11 @@ class SequenceAdapter(TabularAdapter):
         if dropped:
             log.info("sequence windows: %s rows without %d in-segment bars dropped",
                      dropped, self.seq_len)
-        y = labels_to_index(ds.meta["label"].to_numpy()[ends])
+        y = ds.label_index(ends)
         scaled = self.center_ is not None
         return SequenceInput(
             X=ds.matrix(), ends=ends, seq_len=self.seq_len, y=y,
-            weight=(self._raw_weight(ds, ends, y) * self.weight_scale_).astype(np.float64),
+            weight=self.weights(ds, ends, y),
             rows=ends, feature_names=self.feature_names_,
             center=self.center_ if scaled else None, scale=self.scale_ if scaled else None,
             clip=self.clip if scaled else None,

@@ -8,10 +8,11 @@ training weights average 1.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.preprocessing import RobustScaler
 
-from factory.adapters.base import TabularInput, labels_to_index
-from factory.dataset import Dataset
+from factory.adapters.base import TabularInput
+from factory.dataset import Dataset, labels_to_index
 from factory.errors import FactoryError
 
 SCALERS = ("standard", "robust")
@@ -34,7 +35,7 @@ def chunked_mean_std(X: np.ndarray, rows: np.ndarray,
     return mean, np.where(std > 0, std, 1.0)
 
 
-class TabularAdapter:
+class TabularAdapter(BaseEstimator):
     """2-D adapter (``conf/adapter/tabular.yaml``).
 
     Parameters
@@ -107,12 +108,18 @@ class TabularAdapter:
                 np.clip(X, -self.clip, self.clip, out=X)
         return X
 
+    def weights(self, ds: Dataset, rows: np.ndarray, y: np.ndarray | None) -> np.ndarray | None:
+        """Training weights of ``rows`` (None for new, unlabelled bars)."""
+        if y is None:
+            return None
+        return (self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64)
+
     def transform(self, ds: Dataset, rows: np.ndarray) -> TabularInput:
-        y = labels_to_index(ds.meta["label"].to_numpy()[rows])
+        y = ds.label_index(rows)
         return TabularInput(
             X=self.transform_matrix(ds.matrix()[rows]),
             y=y,
-            weight=(self._raw_weight(ds, rows, y) * self.weight_scale_).astype(np.float64),
+            weight=self.weights(ds, rows, y),
             feature_names=self.feature_names_,
         )
 

@@ -12,7 +12,13 @@ Friday 22:00 to Sunday 23:00 UTC; exchange holidays are not modelled), then resa
 * ``regime``: persistent low/normal/high volatility states (semi-Markov: geometric durations
   of a few hours, next state uniform among the others), built with ``np.repeat``.
 * ``eps``: Student-t innovations (``tail_df`` ~ 4) scaled to unit variance: fat tails.
-* ``d``: a slow, unit-variance AR(1)/OU drift - weak, persistent, causal momentum.
+* ``d``: the signal, by ``signal``: ``momentum`` (default) a slow, unit-variance AR(1)/OU
+  drift - weak, persistent, causal momentum; ``none`` no drift at all (a driftless random
+  walk with the same volatility regimes, seasonality, jumps and gaps: the leakage canary's
+  data, where no model can beat chance); ``planted`` a known edge for the positive control:
+  ``d = edge_schedule(minute of day)``, a daily sine of unit mean square (scaled by
+  ``edge`` instead of ``drift_strength``), so a rule that knows the schedule earns a
+  predictable drift and models can learn it from the time-of-day features.
 * jumps at every session open (after the daily break and the weekend), and a few random
   clusters of missing minutes (feed outages: the price moves on unobserved).
 
@@ -50,6 +56,14 @@ DEFAULT_INSTRUMENTS: dict[str, dict] = {
 
 _DAY = 1440
 _BREAK, _OPEN = 22 * 60, 23 * 60  # UTC minute of day: session close / open
+SIGNALS = ("momentum", "none", "planted")
+
+
+def edge_schedule(minute_of_day: np.ndarray) -> np.ndarray:
+    """The planted drift per UTC minute of day (``signal=planted``): ``sqrt(2) x
+    sin(2 pi minute / 1440)``, unit mean square: up from 00:00 to 12:00 UTC, down after."""
+    m = np.asarray(minute_of_day, np.float64) % _DAY
+    return np.sqrt(2.0) * np.sin(2.0 * np.pi * m / _DAY)
 
 
 def session_mask(minutes: np.ndarray) -> np.ndarray:
@@ -97,12 +111,17 @@ class SyntheticSource:
         regime_minutes: list[float] | tuple[float, ...] = (480.0, 240.0, 120.0),
         drift_strength: float = 0.08,
         drift_halflife_minutes: float = 120.0,
+        signal: str = "momentum",
+        edge: float = 0.05,
         volume_vol_power: float = 1.5,
         volume_noise: float = 0.35,
         validate: bool = True,
     ) -> None:
         if int(days) < 1:
             raise FactoryError(f"`data.days` must be >= 1, got {days!r}")
+        if signal not in SIGNALS:
+            raise FactoryError(f"`data.signal` must be one of {', '.join(SIGNALS)}, got "
+                               f"{signal!r} (try `data.signal=none` for a driftless walk)")
         if float(tail_df) <= 2:
             raise FactoryError(f"`data.tail_df` must be > 2 (finite variance), got {tail_df!r}")
         self.regime_vol = np.asarray(to_plain(regime_vol), dtype=np.float64)
@@ -133,6 +152,8 @@ class SyntheticSource:
         self.tail_df = float(tail_df)
         self.drift_strength = float(drift_strength)
         self.drift_halflife = max(float(drift_halflife_minutes), 1e-9)
+        self.signal = signal
+        self.edge = float(edge)
         self.volume_vol_power = float(volume_vol_power)
         self.volume_noise = float(volume_noise)
         self.validate = bool(validate)
@@ -164,6 +185,7 @@ class SyntheticSource:
         report = {
             "source": "synthetic",
             "seed": self.seed,
+            "signal": self.signal,
             "days": self.days,
             "start": str(self.start),
             "minutes_generated": sum(p["minutes_generated"] for p in per_symbol.values()),
@@ -205,7 +227,12 @@ class SyntheticSource:
         shocks = rng.standard_normal(n) * np.sqrt(1.0 - phi**2) / (1.0 - phi)
         shocks[0] = rng.standard_normal()  # the AR(1) starts in its stationary law
         drift = pd.Series(shocks).ewm(alpha=1.0 - phi, adjust=False).mean().to_numpy()
-        ret = sig * (self.drift_strength * drift + eps)
+        if self.signal == "momentum":
+            ret = sig * (self.drift_strength * drift + eps)
+        elif self.signal == "planted":  # same draws; the drift follows the known schedule
+            ret = sig * (self.edge * edge_schedule(grid % _DAY) + eps)
+        else:  # none: a driftless walk (the draws above are kept so eps is the same)
+            ret = sig * eps
 
         closed = np.diff(grid, prepend=grid[0] - 1) - 1  # minutes closed before each minute
         jump = np.zeros(n)

@@ -12,10 +12,13 @@ and exposes ``fit(P, y, sample_weight=None, R=None)``, ``predict_proba(P, R=None
 ``model_weights()`` (one non-negative number per base model, summing to 1, for reports),
 ``describe(names)`` and a JSON-able ``state()`` / ``from_state(state)`` (no pickle).
 
-Modules: :mod:`~factory.ensemble.voting` (soft / hard voting),
-:mod:`~factory.ensemble.meta_learners` (stacking / blending learners and their registry),
-:mod:`~factory.ensemble.regime` (the regime-gated mixture), :mod:`~factory.ensemble.calibration`
-(per-model isotonic / Platt), :mod:`~factory.ensemble.common` (validation, features, the
-simplex-weight optimiser), :mod:`~factory.ensemble.diversity` (correlation, disagreement,
-ablation) and :mod:`~factory.ensemble.spec` (the object ``conf/ensemble/*.yaml`` builds).
+Each combiner is one class plus one YAML in ``conf/ensemble/combiner/`` (a ``_partial_``
+node): adding one touches nothing else. Modules: :mod:`~factory.ensemble.predictor` (the
+:class:`EnsemblePredictor` that ``conf/ensemble/*.yaml`` builds: base models + combiner),
+:mod:`~factory.ensemble.voting` (soft / hard voting), :mod:`~factory.ensemble.meta_learners`
+(stacking / blending learners), :mod:`~factory.ensemble.regime` (the regime-gated mixture),
+:mod:`~factory.ensemble.calibration` (per-model isotonic / Platt),
+:mod:`~factory.ensemble.common` (validation, features, the simplex-weight optimiser),
+:mod:`~factory.ensemble.diversity` (correlation, disagreement, ablation) and
+:mod:`~factory.ensemble.reports` (what an ensemble run reports).
 """

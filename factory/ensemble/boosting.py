@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from factory.dataset import place_columns
 from factory.ensemble.common import (
     Combiner,
     as_labels,
@@ -31,7 +32,6 @@ from factory.ensemble.common import (
     softmax,
     stack_features,
 )
-from factory.models.base import full_proba
 from factory.threads import resolve_threads
 
 NODE_FIELDS = ("feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf",
@@ -135,7 +135,7 @@ class GradientBoostingMeta(Combiner):
         raw = raw_predict(self.trees_, F)
         if raw.shape[1] == 1:  # binary: sigmoid(raw) == softmax([-raw/2, raw/2])
             raw = np.hstack([-raw / 2, raw / 2])
-        return full_proba(softmax(raw), self.trees_["classes"])
+        return place_columns(softmax(raw), self.trees_["classes"])
 
     def model_weights(self) -> np.ndarray:
         self._check_fitted()

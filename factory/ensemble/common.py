@@ -21,10 +21,9 @@ import pandas as pd
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 
+from factory.dataset import CLASS_NAMES, N_CLASSES
 from factory.errors import FactoryError
 
-N_CLASSES = 3
-CLASS_NAMES = ("short", "flat", "long")  # factory.dataset.CLASSES order (-1, 0, 1)
 # Probabilities are floored here before any log: one base model saying exactly 0 for the
 # realised class must not make a log loss infinite (1e-6 is far below any useful signal).
 EPS = 1e-6
@@ -59,7 +58,7 @@ def as_labels(y: Any, n: int) -> np.ndarray:
         raise FactoryError(f"ensemble: labels must have shape ({n},), got {arr.shape}")
     if not np.isin(arr, (0, 1, 2)).all():
         raise FactoryError("ensemble: labels must be class indices 0/1/2 (-1/0/1 mapped with "
-                           "factory.adapters.base.labels_to_index)")
+                           "factory.dataset.labels_to_index)")
     arr = arr.astype(np.int64)
     if len(np.unique(arr)) < 2:
         raise FactoryError("ensemble: the combiner's training rows hold a single class; need >= 2")
@@ -199,7 +198,7 @@ def to_json(value: Any) -> Any:
 class Combiner(BaseEstimator):
     """Base of every combiner: fitted state as JSON, interpretable per-model weights.
 
-    Subclasses set ``kind`` (their registry name), implement ``fit`` / ``predict_proba`` /
+    Subclasses set ``kind`` (their name in reports), implement ``fit`` / ``predict_proba`` /
     ``model_weights``, and ``_fitted_state`` / ``_load_fitted`` for the arrays they learn.
     ``needs_regimes`` tells the caller whether ``R`` must be passed.
     """

@@ -1,4 +1,4 @@
-"""Meta-learners for stacking / blending, and the registry that names them.
+"""Meta-learners for stacking / blending (each chosen by a YAML in conf/ensemble/combiner/).
 
 A meta-learner is fitted on the base models' out-of-fold probabilities ``P (n, m, 3)``. The
 model-based ones (``logistic``, ``ridge``, ``mlp``, ``gradient_boosting``) see the stacked
@@ -9,7 +9,7 @@ pooling: a weighted geometric mean of the models, recalibrated). ``calibrated`` 
 
 Every learner predicts with its own numpy code from the arrays it saves in ``state()`` (never
 through a pickled estimator), so a reloaded learner predicts bit-for-bit what the fitted one
-did. :data:`META_LEARNERS` maps the config key ``ensemble.meta_learner`` to the class.
+did.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from factory.ensemble.boosting import GradientBoostingMeta
+from factory.dataset import place_columns
 from factory.ensemble.calibration import apply_calibrators, crossfit, fit_calibrators
 from factory.ensemble.common import (
     N_CLASSES,
@@ -35,9 +35,6 @@ from factory.ensemble.common import (
     stack_features,
     true_class_proba,
 )
-from factory.ensemble.regime import RegimeAwareMeta
-from factory.errors import FactoryError
-from factory.models.base import full_proba
 
 # Search range of the ridge learner's softmax temperature, as log(T): T in [0.007, 150].
 LOG_TEMPERATURE_BOUNDS = (-5.0, 5.0)
@@ -54,7 +51,7 @@ def linear_proba(F: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
     z = F @ coef.T + intercept
     if z.shape[1] == 1:  # scikit-learn's binary logistic: sigmoid(z) == softmax([-z/2, z/2])
         z = np.hstack([-z / 2, z / 2])
-    return full_proba(softmax(z), classes)
+    return place_columns(softmax(z), classes)
 
 
 class _Linear(Combiner):
@@ -269,21 +266,3 @@ class CalibratedBlender(Combiner):
     def _load_fitted(self, fitted: dict) -> None:
         self.weights_ = np.asarray(fitted["weights"], dtype=np.float64)
         self.calibrators_ = fitted["calibrators"]
-
-
-META_LEARNERS: dict[str, type[Combiner]] = {
-    "logistic": LogisticMeta,
-    "ridge": RidgeMeta,
-    "mlp": MLPMeta,
-    "calibrated": CalibratedBlender,
-    "gradient_boosting": GradientBoostingMeta,
-    "regime_aware": RegimeAwareMeta,
-}
-
-
-def meta_learner_class(name: str) -> type[Combiner]:
-    """The class registered as ``name`` (the value of ``ensemble.meta_learner``)."""
-    if name not in META_LEARNERS:
-        raise FactoryError(f"unknown `ensemble.meta_learner` {name!r}; valid: "
-                           f"{', '.join(sorted(META_LEARNERS))}")
-    return META_LEARNERS[name]

@@ -101,7 +101,7 @@ class RegimeAwareMeta(Combiner):
 
     def fit(self, P: Any, y: Any, sample_weight: Any = None, R: Any = None) -> RegimeAwareMeta:
         if self.l2 < 0:
-            raise FactoryError(f"`ensemble.meta_params.regime_aware.l2` must be >= 0, "
+            raise FactoryError(f"`ensemble.combiner.l2` must be >= 0, "
                                f"got {self.l2}")
         P = as_proba_stack(P)
         y = as_labels(y, len(P))

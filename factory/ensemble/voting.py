@@ -43,12 +43,12 @@ def resolve_weights(weights: Any, m: int) -> np.ndarray | None:
     if weights is None:
         return np.full(m, 1.0 / m)
     if isinstance(weights, str):
-        raise FactoryError(f"`ensemble.weights` must be null, 'learned' or a list of {m} numbers, "
-                           f"got {weights!r}")
+        raise FactoryError(f"`ensemble.combiner.weights` must be null, 'learned' or a list of "
+                           f"{m} numbers, got {weights!r}")
     arr = np.asarray(weights, dtype=np.float64)
     if arr.shape != (m,) or not np.isfinite(arr).all() or arr.min() < 0 or arr.sum() <= 0:
-        raise FactoryError(f"`ensemble.weights` must hold {m} non-negative numbers (one per base "
-                           f"model) with a positive sum, got {weights!r}")
+        raise FactoryError(f"`ensemble.combiner.weights` must hold {m} non-negative numbers "
+                           f"(one per base model) with a positive sum, got {weights!r}")
     return arr / arr.sum()
 
 
@@ -59,6 +59,10 @@ class _Voting(Combiner):
 
     def _votes_true(self, P: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+    def check_models(self, m: int) -> None:
+        """Fail before training when fixed weights do not give one per base model."""
+        resolve_weights(self.weights, m)
 
     def fit(self, P: Any, y: Any, sample_weight: Any = None, R: Any = None) -> _Voting:
         """Fix or learn the weights; ``R`` is ignored."""
@@ -110,8 +114,13 @@ class HardVoting(_Voting):
     def _check_smoothing(self) -> float:
         eps = float(self.smoothing)
         if not 0.0 <= eps < 1.0:
-            raise FactoryError(f"`ensemble.smoothing` must be in [0, 1), got {self.smoothing!r}")
+            raise FactoryError(f"`ensemble.combiner.smoothing` must be in [0, 1), got "
+                               f"{self.smoothing!r}")
         return eps
+
+    def check_models(self, m: int) -> None:
+        super().check_models(m)
+        self._check_smoothing()
 
     def fit(self, P: Any, y: Any, sample_weight: Any = None, R: Any = None) -> HardVoting:
         self._check_smoothing()

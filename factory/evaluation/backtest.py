@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from factory.dataset import PROBA_COLUMNS
+
 
 @dataclass
 class BacktestResult:
@@ -50,7 +52,7 @@ def select_trades(t: np.ndarray, exit_idx: np.ndarray, side: np.ndarray) -> np.n
     return np.asarray(chosen, np.int64)
 
 
-def _bar_returns(close: np.ndarray, entry_bar, exit_bar, side, entry, exit_price, cost
+def bar_returns(close: np.ndarray, entry_bar, exit_bar, side, entry, exit_price, cost
                  ) -> np.ndarray:
     """Mark-to-market return per bar of a set of non-overlapping trades on one symbol."""
     n = len(close)
@@ -76,7 +78,7 @@ def run_backtest(
     series, trade_frames = [], []
     for sym, sub in pred.groupby("symbol", sort=True):
         sub = sub.sort_values("bar_idx")
-        proba = sub[["p_short", "p_flat", "p_long"]].to_numpy()
+        proba = sub[PROBA_COLUMNS].to_numpy()
         best = proba.argmax(axis=1)
         side = np.where(proba.max(axis=1) >= threshold, best - 1, 0)
         if "side" in sub:  # meta-labels: class +1 means "take the primary side"
@@ -92,7 +94,7 @@ def run_backtest(
         exit_price = entry * (1 + s * gross)
         cost = sub["cost"].to_numpy()[pick]
         lo, hi = t[0] + 1, max(exit_idx.max(), t[-1] + 1)
-        r = _bar_returns(c, t[pick] + 1, exit_idx[pick], s, entry, exit_price, cost)
+        r = bar_returns(c, t[pick] + 1, exit_idx[pick], s, entry, exit_price, cost)
         series.append(pd.Series(r[lo : hi + 1], index=frame.index[lo : hi + 1], name=sym))
         trade_frames.append(pd.DataFrame({
             "symbol": sym, "entry_time": frame.index[t[pick] + 1],

@@ -11,7 +11,9 @@ from sklearn.metrics import (
     precision_score,
 )
 
-LABELS = [0, 1, 2]
+from factory.dataset import N_CLASSES
+
+LABELS = list(range(N_CLASSES))  # class indices of CLASSES
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:

@@ -30,6 +30,7 @@ from factory.errors import FactoryError
 from factory.features.fitted import TrainFitted
 from factory.features.matrix import ColumnMatrix, release_free_memory
 from factory.features.registry import catalog
+from factory.features.selection import FeatureSelection
 from factory.threads import resolve_threads
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,9 @@ class FeaturePipeline:
         Drop a column whose absolute correlation with an already kept column exceeds this,
         measured on training rows only (None: keep all). Constant and duplicate columns
         (on training rows) are always dropped. Every drop is listed in the report.
+    selection:
+        ``None``, or the settings of :class:`~factory.features.selection.FeatureSelection`
+        (MDA inside purged training folds, run by Phase 1 after the pruning).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class FeaturePipeline:
         mtf_groups: Sequence[str] | str = (),
         max_correlation: float | None = None,
         fitted: Mapping | None = None,
+        selection: Mapping | None = None,
     ) -> None:
         registry = catalog()
         groups = _plain(groups)
@@ -173,6 +178,7 @@ class FeaturePipeline:
         self.name = name
         self.max_correlation = max_correlation
         self.fitted = TrainFitted(**(_plain(fitted) or {}))
+        self.selection = None if selection is None else FeatureSelection(**_plain(selection))
 
     def _group_warmup(self, names) -> int:
         registry = catalog()

@@ -27,8 +27,9 @@ validation or test bar.
 
 Results are cached as JSON in ``<cache_dir>/barriers/<key>.json``; the key hashes the
 training block's contents (index and OHLC), the symbol's cost, the labeling settings that
-shape labels (horizon, ATR period, vertical mode), the search settings and the train
-fraction. A second run with the same inputs reads the file instead of searching.
+shape labels (horizon, width unit, ATR period, volatility span, vertical mode), the search
+settings and the train fraction. A second run with the same inputs reads the file instead of
+searching.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import talib
 
 from factory.errors import FactoryError
 from factory.labeling.kernel import triple_barrier_fast
+from factory.labeling.widths import unit_width
+from factory.labeling.widths import warmup as width_warmup
 
 log = logging.getLogger(__name__)
 
-SEARCH_VERSION = 1  # bump when the objective or the block definition changes
+SEARCH_VERSION = 2  # bump when the objective or the block definition changes
 DEFAULTS = {"n_trials": 30, "seed": 0, "min_class_share": 0.1, "low": 0.5, "high": 3.0,
             "step": 0.05}
 
@@ -120,16 +122,23 @@ def search_barriers(
     train_fraction: float,
     settings: Mapping,
     cache_dir: str | Path | None = None,
+    width: str = "atr",
+    vol_span: int = 50,
 ) -> dict:
-    """Best ``upper_mult`` / ``lower_mult`` for one symbol; reads or writes the JSON cache."""
+    """Best ``upper_mult`` / ``lower_mult`` for one symbol; reads or writes the JSON cache.
+
+    The multipliers scale the width unit ``width`` (:mod:`factory.labeling.widths`).
+    """
     n_block = training_bars(len(bars), train_fraction, horizon)
-    if n_block < atr_period + horizon + 100:
+    warm = width_warmup(width, atr_period, vol_span)
+    if n_block < warm + horizon + 100:
         raise FactoryError(
             f"barrier search for {symbol}: only {n_block} training bars; need at least "
-            f"{atr_period + horizon + 100} (more data, or `labeling.optimize=null`)")
+            f"{warm + horizon + 100} (more data, or `labeling.optimize=null`)")
     block = bars.iloc[:n_block]
     key_parts = {"version": SEARCH_VERSION, "bars": fingerprint(block), "symbol": symbol,
-                 "horizon": horizon, "atr_period": atr_period, "cost_points": cost_points,
+                 "horizon": horizon, "width": width, "atr_period": atr_period,
+                 "vol_span": vol_span, "cost_points": cost_points,
                  "vertical": vertical, "train_fraction": train_fraction,
                  "settings": dict(settings)}
     blob = json.dumps(key_parts, sort_keys=True, default=str).encode()
@@ -142,14 +151,14 @@ def search_barriers(
         return {**result, "from_cache": True}
 
     o, h, lo, c = (block[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
-    atr = talib.ATR(h, lo, c, timeperiod=atr_period)
-    usable = ~np.isnan(atr)
+    unit = unit_width(o, h, lo, c, width, horizon, atr_period, vol_span)
+    usable = ~np.isnan(unit)
     s = settings
 
     def objective(trial) -> float:
         um = trial.suggest_float("upper_mult", s["low"], s["high"], step=s["step"])
         lm = trial.suggest_float("lower_mult", s["low"], s["high"], step=s["step"])
-        res = triple_barrier_fast(o, h, lo, c, um * atr, lm * atr, horizon, cost_points,
+        res = triple_barrier_fast(o, h, lo, c, um * unit, lm * unit, horizon, cost_points,
                                   vertical)
         score, shares = label_balance(res["label"][usable & (res["exit_idx"] >= 0)],
                                       s["min_class_share"])

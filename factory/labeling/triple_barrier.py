@@ -2,9 +2,10 @@
 
 Timing (bars are stamped by their open; see :mod:`factory.data.bars`): the decision for bar
 t is taken at its close, so the trade enters at the **open of bar t+1**. Barriers are set
-from that entry price and the Wilder ATR known at bar t::
+from that entry price and a width unit known at bar t (:mod:`factory.labeling.widths`; by
+default ``close_t x sigma_t x sqrt(horizon)``, sigma an EWMA one-bar volatility)::
 
-    upper = entry + upper_mult * ATR_t        lower = entry - lower_mult * ATR_t
+    upper = entry + upper_mult * unit_t       lower = entry - lower_mult * unit_t
 
 and watched over bars t+1 .. t+horizon (highs and lows). Exit fills at the barrier, or at the
 bar's open when the bar gaps through it; without a touch the trade exits at the close of
@@ -36,16 +37,18 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import talib
 from numpy.lib.stride_tricks import sliding_window_view
 
 from factory.data.bars import Instrument
 from factory.errors import FactoryError
 from factory.labeling.barrier_search import check_optimize, search_barriers, training_bars
+from factory.labeling.events import check_events, event_mask
 from factory.labeling.kernel import check_horizons, triple_barrier_fast, triple_barrier_multi
 from factory.labeling.meta import check_meta, meta_labels, primary_side
 from factory.labeling.weights import WEIGHT_KINDS
 from factory.labeling.weights import time_decay as time_decay_factors
+from factory.labeling.widths import check_width, unit_width
+from factory.labeling.widths import warmup as width_warmup
 
 __all__ = ["TripleBarrierLabeler", "triple_barrier", "triple_barrier_fast",
            "triple_barrier_multi"]
@@ -131,7 +134,7 @@ def triple_barrier(
 
 
 class TripleBarrierLabeler:
-    """ATR-scaled triple-barrier labeler (configured in ``conf/labeling/triple_barrier.yaml``).
+    """Volatility-scaled triple-barrier labeler (``conf/labeling/triple_barrier.yaml``).
 
     Labels come from the compiled kernel (:mod:`factory.labeling.kernel`), bit-identical to
     :func:`triple_barrier` above, which stays as the readable reference.
@@ -139,8 +142,11 @@ class TripleBarrierLabeler:
     Parameters
     ----------
     horizon: vertical barrier in bars (the top-level ``horizon``); unsuffixed columns.
-    atr_period: Wilder ATR period for the barrier widths.
-    upper_mult, lower_mult: default barrier multipliers of ATR.
+    width: the width unit (:mod:`.widths`): ``vol`` (EWMA one-bar vol x close x
+        sqrt(horizon)), ``atr_sqrt`` (ATR x sqrt(horizon)) or ``atr`` (ATR, horizon-blind).
+    atr_period: Wilder ATR period (``atr`` and ``atr_sqrt`` widths).
+    vol_span: EWMA span in bars of the one-bar volatility (``vol`` widths, CUSUM events).
+    upper_mult, lower_mult: default barrier multipliers of the width unit.
     per_symbol: optional ``{symbol: {upper_mult: .., lower_mult: ..}}`` overrides.
     include_costs: subtract the instrument's round-trip cost before deciding the label.
     vertical: ``"zero"`` or ``"sign"`` (label at the vertical barrier).
@@ -148,6 +154,9 @@ class TripleBarrierLabeler:
     sample_weight, time_decay: the weight scheme Phase 1 applies (:mod:`.weights`).
     meta: ``None`` or ``{side_from: momentum, lookback: N}``: ``label`` becomes the
         meta-label in {0, 1} and a ``side`` column is added (:mod:`.meta`).
+    events: ``all`` (every bar is an event) or ``cusum``: labels only at bars sampled by
+        a symmetric CUSUM filter on log closes (:mod:`.events`); ``event`` column.
+    cusum_threshold: the CUSUM threshold in one-bar volatilities (``cusum`` only).
     optimize: ``None`` or search settings: per-symbol multipliers from an Optuna search on
         the training block (:mod:`.barrier_search`), replacing the configured ones.
     train_fraction, cache_dir: the training fraction (``cv.train``) and cache root
@@ -157,7 +166,9 @@ class TripleBarrierLabeler:
     def __init__(
         self,
         horizon: int = 20,
+        width: str = "vol",
         atr_period: int = 14,
+        vol_span: int = 50,
         upper_mult: float = 1.0,
         lower_mult: float = 1.0,
         per_symbol: Mapping | None = None,
@@ -167,6 +178,8 @@ class TripleBarrierLabeler:
         sample_weight: str = "uniqueness",
         time_decay: float = 1.0,
         meta: Mapping | None = None,
+        events: str = "all",
+        cusum_threshold: float = 3.0,
         optimize: Mapping | None = None,
         train_fraction: float = 0.70,
         cache_dir: str | None = None,
@@ -180,6 +193,8 @@ class TripleBarrierLabeler:
                 raise FactoryError(f"`labeling.{key}` must be > 0, got {val!r}")
         if vertical not in ("zero", "sign"):
             raise FactoryError(f"`labeling.vertical` must be 'zero' or 'sign', got {vertical!r}")
+        check_width(width, atr_period, vol_span)
+        check_events(events, cusum_threshold)
         if sample_weight not in WEIGHT_KINDS:
             raise FactoryError(f"`labeling.sample_weight` must be one of "
                                f"{', '.join(WEIGHT_KINDS)}, got {sample_weight!r}")
@@ -188,7 +203,11 @@ class TripleBarrierLabeler:
             log.warning("labeling.time_decay=%s has no effect unless "
                         "labeling.sample_weight=uniqueness_decay", time_decay)
         self.horizon = horizon
-        self.atr_period = atr_period
+        self.width = width
+        self.atr_period = int(atr_period)
+        self.vol_span = int(vol_span)
+        self.events = events
+        self.cusum_threshold = float(cusum_threshold)
         self.upper_mult = float(upper_mult)
         self.lower_mult = float(lower_mult)
         self.per_symbol = {k: dict(v) for k, v in (per_symbol or {}).items()}
@@ -207,7 +226,12 @@ class TripleBarrierLabeler:
 
     @property
     def warmup(self) -> int:
-        return self.atr_period
+        return width_warmup(self.width, self.atr_period, self.vol_span)
+
+    def unit(self, bars: pd.DataFrame, horizon: int) -> np.ndarray:
+        """Width of one multiplier unit at each bar of ``bars`` for ``horizon``, in points."""
+        o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+        return unit_width(o, h, lo, c, self.width, horizon, self.atr_period, self.vol_span)
 
     def multipliers(self, symbol: str) -> tuple[float, float]:
         """Configured (upper, lower) multipliers; a barrier search replaces them in label."""
@@ -216,10 +240,31 @@ class TripleBarrierLabeler:
             spec.get("lower_mult", self.lower_mult)
         )
 
+    def horizon_units(self, bars: pd.DataFrame, horizons) -> dict[int, np.ndarray]:
+        """The unit the barriers of each horizon are multiples of: the ATR whatever the
+        horizon for ``width=atr``, else the one-bar unit x sqrt(horizon) (computed once)."""
+        if self.width == "atr":
+            width = self.unit(bars, self.horizon)
+            return dict.fromkeys(horizons, width)
+        one = self.unit(bars, 1)
+        return {hz: one * np.sqrt(hz) for hz in horizons}
+
+    def geometry(self, bars: pd.DataFrame, multipliers: tuple[float, float],
+                 unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Barrier distances as returns on each bar's close, known at the bar (causal): the
+        label's geometry, for training rows and new bars alike (``unit``: the horizon's,
+        when already computed)."""
+        c = bars["close"].to_numpy(np.float64)
+        unit = self.horizon_units(bars, [self.horizon])[self.horizon] if unit is None else unit
+        return multipliers[0] * unit / c, multipliers[1] * unit / c
+
     def label(self, bars: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
-        """Labels for every bar of one symbol (NaN/-1 where the window is incomplete)."""
+        """Labels for every bar of one symbol (NaN/-1 where the window is incomplete).
+
+        With ``events=cusum`` an ``event`` column marks the sampled bars; Phase 1 keeps only
+        those rows (the labels of the others are computed but unused).
+        """
         o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
-        width = talib.ATR(h, lo, c, timeperiod=self.atr_period)
         cost = instrument.round_trip_cost_points if self.include_costs else 0.0
         um, lm = self.multipliers(instrument.symbol)
         if self.optimize is not None:
@@ -227,18 +272,24 @@ class TripleBarrierLabeler:
                 bars, symbol=instrument.symbol, horizon=self.horizon,
                 atr_period=self.atr_period, cost_points=cost, vertical=self.vertical,
                 train_fraction=self.train_fraction, settings=self.optimize,
-                cache_dir=self.cache_dir)
+                cache_dir=self.cache_dir, width=self.width, vol_span=self.vol_span)
             self.searched[instrument.symbol] = found
             um, lm = found["upper_mult"], found["lower_mult"]
-        extra = self.horizons or []
-        res = triple_barrier_multi(o, h, lo, c, um * width, lm * width, [self.horizon, *extra],
-                                   cost, self.vertical)
-        warm = np.isnan(width)
+        horizons = [self.horizon, *(x for x in self.horizons or [] if x != self.horizon)]
+        units = self.horizon_units(bars, horizons)
+        if self.width == "atr":  # horizon-blind widths: one walk labels every horizon
+            width = units[self.horizon]
+            res = triple_barrier_multi(o, h, lo, c, um * width, lm * width, horizons, cost,
+                                       self.vertical)
+        else:  # each horizon has its own barriers (the unit x sqrt(h)), so its own walk
+            res = {hz: triple_barrier_multi(o, h, lo, c, um * units[hz], lm * units[hz], [hz],
+                                            cost, self.vertical)[hz] for hz in horizons}
         side = primary_side(c, self.meta) if self.meta is not None else None
         cols: dict[str, np.ndarray] = {}
-        for hz, suffix in [(self.horizon, ""), *((x, f"_h{x}") for x in extra)]:
+        suffixes = [(self.horizon, "")] + [(x, f"_h{x}") for x in self.horizons or []]
+        for hz, suffix in suffixes:
             r = dict(res[hz])
-            r["exit_idx"] = np.where(warm, -1, r["exit_idx"])
+            r["exit_idx"] = np.where(np.isnan(units[hz]), -1, r["exit_idx"])
             if side is not None:  # meta-label: did taking the primary side pay?
                 m = meta_labels(side, r["ret_long"], r["ret_short"], r["cost"])
                 r["exit_idx"][np.isnan(m)] = -1  # side 0: nothing to judge, row excluded
@@ -248,6 +299,8 @@ class TripleBarrierLabeler:
                 cols["side"] = side
         # Barrier distances as returns on the decision bar's close: known at bar t (causal),
         # the geometry probabilistic forecasters turn into class probabilities.
-        cols["barrier_up"] = um * width / c
-        cols["barrier_dn"] = lm * width / c
+        cols["barrier_up"], cols["barrier_dn"] = self.geometry(bars, (um, lm),
+                                                               units[self.horizon])
+        if self.events != "all":
+            cols["event"] = event_mask(c, self.events, self.cusum_threshold, self.vol_span)
         return pd.DataFrame(cols, index=bars.index, copy=False)

@@ -1,8 +1,9 @@
 """K-fold training: out-of-fold (OOF) predictions from models that never saw the row.
 
-For each split of a purged splitter (:mod:`factory.splits`), a *fresh* adapter and model
-are fitted on the split's training rows only, so every fitted transform (scaler, class
-weights) is fold-local, and the fold's test rows are predicted. Early stopping needs
+For each split of a purged splitter (:mod:`factory.splits`), a *fresh* copy of the predictor
+(``predictor.clone()``: a new adapter and model) is fitted on the split's training rows only,
+so every fitted transform (scaler, class weights) is fold-local, and the fold's test rows are
+predicted. Early stopping needs
 validation rows that are not the fold's test rows: the last ``val_fraction`` of each
 symbol's fold-training rows (in time) serve, with rows whose labels reach into them purged
 from the fit part. Combinatorial CV (CPCV) predicts each row in several splits; its
@@ -24,11 +25,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from factory.adapters.base import check_compatible
-from factory.config import build
-from factory.dataset import Dataset
+from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.errors import FactoryError
-from factory.training.trainer import predict_frame
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +58,20 @@ def inner_validation(meta: pd.DataFrame, rows: np.ndarray, fraction: float,
 
 @dataclass
 class CVResult:
+    """Out-of-fold predictions of one predictor over a splitter's folds."""
+
     oof: pd.DataFrame        # prediction frame of every split's test rows + `split`, `row`
     folds: pd.DataFrame      # one row per split: sizes, purge counts, metrics, seconds
     seconds: float
+    metrics: dict | None = None      # the run's `cv` block (run_cross_validation)
+    paths: pd.DataFrame | None = None  # CPCV: Sharpe of each reassembled backtest path
+    returns: pd.Series | None = None   # per-bar returns of the OOF backtest (PBO / DSR)
 
 
-def cross_validate(make_model: Callable, make_adapter: Callable, ds: Dataset, splitter,
-                   evaluate: Callable[[pd.DataFrame], dict], val_fraction: float,
-                   desc: str = "cv") -> CVResult:
-    """Fit per split, predict its test rows; ``evaluate(pred) -> metrics`` per split."""
+def cross_validate(predictor, ds: Dataset, splitter, evaluate: Callable[[pd.DataFrame], dict],
+                   val_fraction: float, desc: str = "cv") -> CVResult:
+    """Fit a fresh ``predictor.clone()`` per split, predict its test rows; ``evaluate(pred)
+    -> metrics`` per split."""
     started = time.perf_counter()
     frames, rows_out = [], []
     splits = list(splitter.split(ds.meta))
@@ -77,21 +80,20 @@ def cross_validate(make_model: Callable, make_adapter: Callable, ds: Dataset, sp
     for i, (train_idx, test_idx) in enumerate(tqdm(splits, desc=desc, unit="split",
                                                     leave=False)):
         t0 = time.perf_counter()
-        model, adapter = make_model(), make_adapter()
-        check_compatible(adapter.kind, model)
         fit_rows, stop_rows = inner_validation(ds.meta, train_idx, val_fraction, purge)
-        adapter.fit(ds, fit_rows, model)
-        model.fit(adapter.transform(ds, fit_rows), adapter.transform(ds, stop_rows))
-        pred = predict_frame(model, adapter, ds, test_idx)
+        fold = predictor.clone().fit(ds, fit_rows, stop_rows)
+        pred = fold.predict(ds, test_idx)
         pred["row"] = _rows_of(ds, pred)
         pred["split"] = i
         metrics = evaluate(pred)
         info = {k: v for k, v in report[i].items() if k != "test_groups"}
-        rows_out.append({**info, "n_predicted": len(pred), **metrics,
+        rows_out.append({**info, "n_fit": len(fit_rows), "n_early_stop": len(stop_rows),
+                         "n_predicted": len(pred), **metrics,
                          "seconds": time.perf_counter() - t0})
         frames.append(pred)
-        log.info("%s split %d/%d: train %d, test %d, f1 %.4f", desc, i + 1, len(splits),
-                 len(fit_rows), len(pred), metrics.get("f1_macro", float("nan")))
+        log.info("%s split %d/%d: n_train %d (fit %d + early stop %d), test %d, f1 %.4f", desc,
+                 i + 1, len(splits), info.get("n_train", len(train_idx)), len(fit_rows),
+                 len(stop_rows), len(pred), metrics.get("f1_macro", float("nan")))
     return CVResult(pd.concat(frames, ignore_index=True), pd.DataFrame(rows_out),
                     time.perf_counter() - started)
 
@@ -106,9 +108,8 @@ def oof_mean(oof: pd.DataFrame) -> pd.DataFrame:
     """One prediction per row: rows predicted by several splits (CPCV) are averaged."""
     if not oof["row"].duplicated().any():
         return oof.sort_values("row").reset_index(drop=True)
-    proba = ["p_short", "p_flat", "p_long"]
-    first = oof.drop_duplicates("row").set_index("row").drop(columns=proba + ["split"])
-    mean = oof.groupby("row")[proba].mean()
+    first = oof.drop_duplicates("row").set_index("row").drop(columns=PROBA_COLUMNS + ["split"])
+    mean = oof.groupby("row")[PROBA_COLUMNS].mean()
     out = first.join(mean).reset_index().sort_values("row").reset_index(drop=True)
     return out[[c for c in oof.columns if c != "split"]]
 
@@ -130,34 +131,38 @@ def returns_of(equity: pd.Series) -> pd.Series:
     return equity.pct_change().fillna(0.0).rename("ret")
 
 
-def run_cross_validation(cfg, ds: Dataset, evaluator, out_dir) -> tuple[dict, pd.DataFrame]:
-    """The ``cv`` splitter's folds for ``cfg.model``: writes ``folds.csv``,
-    ``predictions/oof.parquet`` (+ CPCV ``paths.csv``) and returns (cv metrics, OOF frame)."""
-    splitter = build(cfg.cv)
-    val_fraction = float(cfg.cv.val) / float(cfg.cv.train + cfg.cv.val)
-    res = cross_validate(lambda: build(cfg.model), lambda: build(cfg.adapter), ds, splitter,
-                         lambda pred: evaluator.evaluate(pred, ds)[0], val_fraction,
-                         desc=f"cv {type(splitter).__name__}")
+def val_fraction_of(splitter) -> float:
+    """Share of each fold's training rows kept for early stopping: the holdout's val / (train +
+    val), so folds early-stop on as much (relative) data as the holdout run does."""
+    return float(splitter.val) / float(splitter.train + splitter.val)
+
+
+def run_cross_validation(predictor, ds: Dataset, splitter, evaluator) -> CVResult:
+    """The splitter's folds for ``predictor``: OOF frame (one prediction per row), per-fold
+    table, the run's ``cv`` metrics block and, for CPCV, the Sharpe of every backtest path."""
+    res = cross_validate(predictor, ds, splitter, lambda pred: evaluator.evaluate(pred, ds)[0],
+                         val_fraction_of(splitter), desc=f"cv {type(splitter).__name__}")
     oof = oof_mean(res.oof)
     oof_metrics, oof_bt = evaluator.evaluate(oof, ds)
-    res.folds.to_csv(out_dir / "folds.csv", index=False)
-    oof.to_parquet(out_dir / "predictions" / "oof.parquet", index=False)
-    returns_of(oof_bt.equity).to_frame().to_parquet(out_dir / "predictions" /
-                                                    "oof_returns.parquet")
     numeric = res.folds.select_dtypes("number")
     cv = {"splitter": type(splitter).__name__, "n_splits": len(res.folds),
           "n_oof_rows": len(oof), "oof": oof_metrics,
           "folds_mean": numeric.mean().to_dict(), "folds_std": numeric.std().to_dict(),
           "seconds": res.seconds}
+    paths = None
     if hasattr(splitter, "paths"):
         sharpe = [evaluator.evaluate(p, ds)[0]["sharpe"] for p in path_frames(res.oof, splitter,
                                                                               ds)]
-        pd.DataFrame({"path": range(len(sharpe)), "sharpe": sharpe}).to_csv(
-            out_dir / "paths.csv", index=False)
+        paths = pd.DataFrame({"path": range(len(sharpe)), "sharpe": sharpe})
         clean = [s for s in sharpe if s is not None and np.isfinite(s)]
         cv["paths"] = {"n": len(sharpe), "sharpe": sharpe,
                        "sharpe_mean": float(np.mean(clean)) if clean else None,
                        "sharpe_std": float(np.std(clean)) if clean else None}
     log.info("cv %s: %d splits, OOF f1 %.4f, sharpe %s (%.1fs)", cv["splitter"], cv["n_splits"],
              oof_metrics["f1_macro"], oof_metrics.get("sharpe"), res.seconds)
-    return cv, oof
+    return CVResult(oof, res.folds, res.seconds, cv, paths, returns_of(oof_bt.equity))
+
+
+def is_kfold(splitter) -> bool:
+    """Whether a ``cv`` splitter yields folds (k-fold, walk-forward, CPCV) or is the holdout."""
+    return hasattr(splitter, "split")

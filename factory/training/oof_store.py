@@ -2,10 +2,12 @@
 
 Entries live under ``<cache_dir>/oof/<phase1_key>/<model_key>/``: ``oof.parquet`` (one
 prediction per CV row, from a model that never trained on it), ``val.parquet`` and
-``test.parquet`` (the model fitted on the training block) and ``entry.json`` (model name,
-resolved config, fold metrics). ``model_key`` hashes everything that decides the
-predictions besides Phase 1: model, adapter, trainer (torch), cv splitter and seed. Writes
-are atomic (temporary directory, then rename), so a crashed run never leaves half an entry.
+``test.parquet`` (the model fitted on the training block), ``model/`` (that fitted model:
+native files, adapter state and a hashed manifest, so an ensemble over stored bases can save
+and reload them) and ``entry.json`` (model name, resolved config, fold metrics).
+``model_key`` hashes everything that decides the predictions besides Phase 1: model,
+adapter, trainer (torch), cv splitter and seed. Writes are atomic (temporary directory, then
+rename), so a crashed run never leaves half an entry.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.cache import config_hash
 
-FILES = ("oof", "val", "test")
+FILES = ("oof", "blend", "val", "test")
 
 
-def model_key(cfg: DictConfig) -> str:
-    """Hash of the settings (besides Phase 1) that decide a model's predictions."""
+MODEL_DIR = "model"
+
+
+def model_key(cfg: DictConfig, cv: DictConfig | None = None) -> str:
+    """Hash of the settings (besides Phase 1) that decide a model's predictions; ``cv``: the
+    splitter that made the OOF (default: ``cfg.cv``)."""
     trainer = cfg.get("trainer") if "trainer" in cfg.model else None
-    return config_hash("oof-v1", cfg.model, cfg.adapter, trainer, cfg.cv, cfg.seed)
+    return config_hash("oof-v2", cfg.model, cfg.adapter, trainer, cfg.cv if cv is None else cv,
+                       cfg.seed)
 
 
 @dataclass
@@ -35,6 +42,7 @@ class OOFEntry:
     name: str
     frames: dict[str, pd.DataFrame]
     info: dict
+    model_path: Path | None = None  # the fitted model's directory (ModelPredictor.load)
 
 
 class OOFStore:
@@ -52,15 +60,19 @@ class OOFStore:
         info = json.loads((path / "entry.json").read_text())
         frames = {f: pd.read_parquet(path / f"{f}.parquet") for f in FILES
                   if (path / f"{f}.parquet").is_file()}
-        return OOFEntry(info["name"], frames, info)
+        model = path / MODEL_DIR
+        return OOFEntry(info["name"], frames, info, model if model.is_dir() else None)
 
     def store(self, phase1_key: str, key: str, name: str, frames: dict[str, pd.DataFrame],
-              info: dict) -> Path:
+              info: dict, predictor=None) -> Path:
+        """Write an entry; ``predictor`` (fitted on the training block) is saved in ``model/``."""
         final = self.path(phase1_key, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
         for f, frame in frames.items():
             frame.to_parquet(tmp / f"{f}.parquet", index=False)
+        if predictor is not None:
+            predictor.save(tmp / MODEL_DIR)
         (tmp / "entry.json").write_text(json.dumps({"name": name, **info}, indent=2,
                                                    default=str))
         if final.exists():

@@ -50,6 +50,8 @@ class TorchTrainer:
 
     Parameters
     ----------
+    max_epochs: upper bound on epochs (early stopping usually ends sooner); each torch model's
+        YAML sets its own default as ``trainer.max_epochs``.
     scheduler: a ``_partial_`` LR scheduler taking the optimizer (stepped once per epoch;
         ``ReduceLROnPlateau`` gets the monitored value), or None.
     monitor: ``val_loss`` (weighted cross-entropy), ``val_f1_macro`` or ``val_accuracy``.
@@ -60,8 +62,9 @@ class TorchTrainer:
     num_threads: CPU threads for torch (-1: the cores this process may use).
     """
 
-    def __init__(self, scheduler: Callable | None = None, monitor: str = "val_loss",
-                 patience: int = 3, min_delta: float = 1e-4, grad_clip: float | None = 1.0,
+    def __init__(self, max_epochs: int = 6, scheduler: Callable | None = None,
+                 monitor: str = "val_loss", patience: int = 3, min_delta: float = 1e-4,
+                 grad_clip: float | None = 1.0,
                  device: str = "auto", amp: bool = True, progress: bool = True,
                  eval_batch_size: int = 1024, num_threads: int | None = -1) -> None:
         if monitor not in MONITORS:
@@ -69,6 +72,10 @@ class TorchTrainer:
                                f"got {monitor!r}")
         if patience < 1:
             raise FactoryError(f"`trainer.patience` must be >= 1, got {patience}")
+        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+            raise FactoryError(f"`trainer.max_epochs` must be an int >= 1, got {max_epochs!r} "
+                               f"(try `trainer.max_epochs=1` for a quick run)")
+        self.max_epochs = max_epochs
         self.scheduler = scheduler
         self.monitor = monitor
         self.patience = patience
@@ -81,9 +88,9 @@ class TorchTrainer:
         self.num_threads = num_threads
 
     def get_params(self, deep: bool = False) -> dict:
-        return {k: getattr(self, k) for k in ("scheduler", "monitor", "patience", "min_delta",
-                                              "grad_clip", "device", "amp", "progress",
-                                              "eval_batch_size", "num_threads")}
+        return {k: getattr(self, k) for k in ("max_epochs", "scheduler", "monitor", "patience",
+                                              "min_delta", "grad_clip", "device", "amp",
+                                              "progress", "eval_batch_size", "num_threads")}
 
     def _autocast(self, device: torch.device):
         enabled = self.amp and device.type == "cuda"
@@ -113,8 +120,8 @@ class TorchTrainer:
                                                zero_division=0)),
                 "val_accuracy": float((pred == x.y).mean())}
 
-    def fit(self, module: torch.nn.Module, train, val, *, max_epochs: int, batch_size: int,
-            lr: float, weight_decay: float, seed: int) -> list[dict]:
+    def fit(self, module: torch.nn.Module, train, val, *, batch_size: int, lr: float,
+            weight_decay: float, seed: int) -> list[dict]:
         """Train ``module`` in place (ending on its best epoch); return the epoch history."""
         if len(train) == 0 or len(val) == 0:
             raise FactoryError(f"torch training needs train and val samples, got "
@@ -133,7 +140,7 @@ class TorchTrainer:
         w_all = torch.from_numpy(np.asarray(train.weight, np.float32))
         sign = 1.0 if MONITORS[self.monitor] == "min" else -1.0
         best, best_state, stale, history = np.inf, None, 0, []
-        bar = tqdm(range(max_epochs), desc=type(module).__name__, unit="epoch",
+        bar = tqdm(range(self.max_epochs), desc=type(module).__name__, unit="epoch",
                    disable=not self.progress, leave=False)
         for epoch in bar:
             t0, total, seen = time.perf_counter(), 0.0, 0
@@ -173,7 +180,7 @@ class TorchTrainer:
             bar.set_postfix(loss=f"{total / max(seen, 1):.4f}",
                             **{self.monitor: f"{value:.4f}"})
             log.info("epoch %d/%d train_loss=%.4f val_loss=%.4f val_f1=%.4f (%.1fs)%s",
-                     epoch + 1, max_epochs, history[-1]["train_loss"], metrics["val_loss"],
+                     epoch + 1, self.max_epochs, history[-1]["train_loss"], metrics["val_loss"],
                      metrics["val_f1_macro"], history[-1]["seconds"], " *" if improved else "")
             if stale >= self.patience:
                 log.info("early stop after epoch %d (best %s=%.4f)", epoch + 1, self.monitor,

@@ -3,7 +3,7 @@ inference milliseconds per 1,000 samples (issue 5's table in docs/models.md).
 
 Each model runs exactly as ``python run.py model=<name>`` would train it (its YAML defaults,
 feature set and adapter; torch models with their early stopping), through
-``fit_predict`` on the cached default Phase-1 dataset. Inference is timed on the test
+``ModelPredictor.fit`` on the cached default Phase-1 dataset. Inference is timed on the test
 split's input (adapter output already built). Zero-shot models need weights this machine
 cannot download; set ``FACTORY_BENCH_WEIGHTS_<NAME>=<dir>`` to time them, otherwise they are
 listed as skipped. ``FACTORY_BENCH_MODELS=a,b`` restricts the list;
@@ -38,7 +38,7 @@ def test_fit_and_inference_per_model(tmp_path: Path):
 
     from factory.config import build
     from factory.phase1 import load_or_build
-    from factory.training.trainer import fit_predict
+    from factory.training.predictor import ModelPredictor, predict_output
     from tests.conftest import compose_config
 
     out = ROOT / "outputs" / "bench"
@@ -47,8 +47,8 @@ def test_fit_and_inference_per_model(tmp_path: Path):
     for name in _models():
         raw = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
         extra = ["trainer.progress=false"]
-        if "trainer" in raw and os.environ.get("FACTORY_BENCH_EPOCHS"):
-            extra.append(f"model.max_epochs={os.environ['FACTORY_BENCH_EPOCHS']}")
+        if "model" in raw and os.environ.get("FACTORY_BENCH_EPOCHS"):
+            extra.append(f"trainer.max_epochs={os.environ['FACTORY_BENCH_EPOCHS']}")
         if "weights" in raw:
             weights = os.environ.get(f"FACTORY_BENCH_WEIGHTS_{name.upper()}")
             if not weights:
@@ -59,10 +59,10 @@ def test_fit_and_inference_per_model(tmp_path: Path):
         cfg = compose_config(tmp_path, f"model={name}", *extra, tiny=False)
         ds, _, _ = load_or_build(cfg)
         model, adapter = build(cfg.model), build(cfg.adapter)
-        result = fit_predict(model, adapter, ds, splits=("test",))
+        result = ModelPredictor(model, adapter).fit(ds)
         x = adapter.transform(ds, ds.rows("test"))
         t0 = time.perf_counter()
-        model.predict_proba(x)
+        predict_output(model, x)
         infer_ms = (time.perf_counter() - t0) / len(x) * 1e6
         params = (sum(p.numel() for p in model.module_.parameters())
                   if hasattr(model, "module_") else None)
@@ -70,12 +70,12 @@ def test_fit_and_inference_per_model(tmp_path: Path):
         per_epoch = (round(sum(h["seconds"] for h in model.history_) / epochs, 2)
                      if epochs else None)
         record = {"model": name, "family": model.family, "input": adapter.kind,
-                  "fit_seconds": round(result.fit_seconds, 2), "infer_ms_per_1k":
+                  "fit_seconds": round(result.fit_seconds_, 2), "infer_ms_per_1k":
                   round(infer_ms, 1), "params": params, "epochs": epochs, "s_per_epoch": per_epoch,
                   "n_train": len(ds.rows("train")), "load": os.getloadavg()[0]}
         with open(out / "models.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
-        rows.append([name, model.family, adapter.kind, f"{result.fit_seconds:.1f}",
+        rows.append([name, model.family, adapter.kind, f"{result.fit_seconds_:.1f}",
                      f"{infer_ms:.0f}", params or "-", epochs or "-", per_epoch or "-"])
     table("models on the default dataset (CPU defaults)",
           ["model", "family", "input", "fit s", "ms / 1k infer", "params", "epochs", "s/epoch"],

@@ -1,7 +1,7 @@
 """Tabular models: framework fit vs the bare library fit on the same training matrix.
 
 The framework side is exactly what an experiment does: ``build(cfg.model)``,
-``build(cfg.adapter)`` and :func:`factory.training.trainer.fit_predict` on the default
+``build(cfg.adapter)`` and :class:`factory.training.predictor.ModelPredictor` on the default
 Phase-1 dataset (``fit_seconds`` = ``model.fit`` alone; ``fit_predict`` also fits the adapter,
 transforms and predicts the validation split). The bare side calls the library directly on
 the adapter's own train/val matrices (same scaling, weights, labels) with the parameters of
@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 import factory.phase1 as phase1
 from factory.config import build
-from factory.training.trainer import fit_predict
+from factory.training.predictor import ModelPredictor
 from tests.benchmarks.conftest import table
 from tests.conftest import compose_config
 
@@ -264,7 +264,8 @@ def _compare(name: str, ds, y_val: np.ndarray, tmp_path, problems: list[str]) ->
     def framework():
         model, adapter = build(cfg.model), build(cfg.adapter)
         t0 = time.perf_counter()
-        res = fit_predict(model, adapter, ds, splits=("val",))
+        res = ModelPredictor(model, adapter).fit(ds)
+        res.predictions = {"val": res.predict(ds, ds.rows("val"))}
         return res, time.perf_counter() - t0
 
     res, fp_seconds = framework()
@@ -272,7 +273,7 @@ def _compare(name: str, ds, y_val: np.ndarray, tmp_path, problems: list[str]) ->
     va = res.adapter.transform(ds, ds.rows("val"))
     assert np.array_equal(va.y, y_val)
     bare = BARE[name](cfg.model, tr, va)
-    fw_fit, bare_fit = res.fit_seconds, bare.seconds
+    fw_fit, bare_fit = res.fit_seconds_, bare.seconds
     if max(fw_fit, bare_fit) < REPEAT_BELOW_S:
         again, fp_again = framework()
         fw_fit, fp_seconds = min(fw_fit, again.fit_seconds), min(fp_seconds, fp_again)

@@ -79,6 +79,8 @@ write = time.perf_counter() - t0
 hwm = hwm_kib()
 info = copy.deepcopy({k: v for k, v in ds.info.items() if k != "timings"})
 info["report"]["data"].pop("seconds", None)  # the data source's own wall time
+if isinstance(info["report"].get("selection"), dict):
+    info["report"]["selection"].pop("seconds", None)  # the MDA selection's wall time
 digests = {"X": frame_digest(ds.X), "meta": frame_digest(ds.meta),
            "info": hashlib.sha256(json.dumps(info, default=str).encode()).hexdigest()}
 roundtrip = None

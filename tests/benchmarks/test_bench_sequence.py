@@ -101,16 +101,16 @@ def test_seconds_per_epoch_per_model(tmp_path: Path):
 
     from factory.config import build
     from factory.phase1 import load_or_build
-    from factory.training.trainer import fit_predict
+    from factory.training.predictor import ModelPredictor
     from tests.conftest import compose_config
 
     rows = []
     for name in _torch_models():
-        cfg = compose_config(tmp_path, f"model={name}", "model.max_epochs=2",
+        cfg = compose_config(tmp_path, f"model={name}", "trainer.max_epochs=2",
                              "trainer.progress=false", "trainer.patience=5", tiny=False)
         ds, _, _ = load_or_build(cfg)
         model, adapter = build(cfg.model), build(cfg.adapter)
-        result = fit_predict(model, adapter, ds, splits=("test",))
+        result = ModelPredictor(model, adapter).fit(ds)
         x = adapter.transform(ds, ds.rows("test"))
         t0 = time.perf_counter()
         model.predict_proba(x)
@@ -118,7 +118,7 @@ def test_seconds_per_epoch_per_model(tmp_path: Path):
         epoch = float(np.mean([h["seconds"] for h in model.history_]))
         n_params = sum(p.numel() for p in model.module_.parameters())
         rows.append([name, adapter.kind, "x".join(map(str, x.sample_shape)), len(x),
-                     n_params, f"{epoch:.1f}", f"{infer:.0f}", f"{result.fit_seconds:.1f}"])
+                     n_params, f"{epoch:.1f}", f"{infer:.0f}", f"{result.fit_seconds_:.1f}"])
     table("torch models on the default dataset (2 epochs each)",
           ["model", "adapter", "sample", "test n", "params", "s/epoch", "ms/1k infer",
            "fit s"], rows)

@@ -1,10 +1,10 @@
 """CatBoost gradient-boosted oblivious trees (``CatBoostClassifier``, MultiClass loss).
 
-``class_names=[0, 1, 2]`` fixes the output columns, so a class absent from a small
-training set still gets its (near-zero) column. Sample weights travel in the ``Pool``;
-early stopping watches the validation set's MultiClass loss and ``use_best_model`` keeps the
-best iteration. No files are written during training. Saved in CatBoost's native binary
-format (``model.cbm``).
+A scikit-learn classifier (:class:`~factory.models.base.TabularClassifier`): one output per
+class seen in ``y`` (``class_names`` fixes their order), sample weights in the ``Pool``,
+early stopping on the ``eval_set``'s MultiClass loss with ``use_best_model`` keeping the
+best iteration; missing values handled natively. No files are written during training. Saved
+in CatBoost's native binary format (``model.cbm``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import N_CLASSES, BaseModel, resolve_threads
+from factory.models.base import TabularClassifier, resolve_threads
 
 
-class CatBoostModel(BaseModel):
+class CatBoostModel(TabularClassifier):
     family = "boosting"
     scaling = "none"
+    allow_nan = True
+    # scikit-learn's check_estimator: checks that cannot apply, each with its reason
+    sklearn_expected_failures = {
+        "check_sample_weight_equivalence_on_dense_data":
+            "Bernoulli bootstrap draws rows, so integer weights are not repeated rows",
+    }
 
     def __init__(
         self,
@@ -46,10 +52,10 @@ class CatBoostModel(BaseModel):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _params(self) -> dict:
+    def _params(self, n_classes: int) -> dict:
         params = {
             "loss_function": "MultiClass",
-            "class_names": list(range(N_CLASSES)),
+            "class_names": list(range(n_classes)),
             "iterations": self.n_estimators,
             "learning_rate": self.learning_rate,
             "depth": self.depth,
@@ -66,31 +72,28 @@ class CatBoostModel(BaseModel):
             params["subsample"] = self.subsample
         return params
 
-    def fit(self, train, val=None) -> CatBoostModel:
+    def _fit_encoded(self, X, y, sample_weight, eval_set) -> None:
         from catboost import CatBoostClassifier, Pool
 
-        self.model_ = CatBoostClassifier(**self._params())
-        dtrain = Pool(train.X, label=train.y, weight=train.weight)
-        if val is not None and len(val) and self.early_stopping_rounds:
-            dval = Pool(val.X, label=val.y, weight=val.weight)
+        self.model_ = CatBoostClassifier(**self._params(len(self.classes_)))
+        dtrain = Pool(X, label=y, weight=sample_weight)
+        if eval_set is not None and self.early_stopping_rounds:
+            dval = Pool(eval_set[0], label=eval_set[1], weight=eval_set[2])
             self.model_.fit(dtrain, eval_set=dval, use_best_model=True,
                             early_stopping_rounds=self.early_stopping_rounds)
         else:
             self.model_.fit(dtrain)
         self.best_iteration_ = int(self.model_.tree_count_) - 1
-        self.n_features_in_ = train.X.shape[1]
-        return self
 
-    def predict_proba(self, x) -> np.ndarray:
-        X = x.X if hasattr(x, "X") else x
+    def _predict_encoded(self, X) -> np.ndarray:
         proba = self.model_.predict_proba(np.asarray(X))
-        return np.asarray(proba, np.float64).reshape(len(X), N_CLASSES)
+        return np.asarray(proba, np.float64).reshape(len(X), len(self.classes_))
 
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.model_.get_feature_importance(), np.float64)
 
     def native_state(self) -> dict:
-        return {"best_iteration": self.best_iteration_, "n_features_in": self.n_features_in_}
+        return {"best_iteration": self.best_iteration_, **self._base_state()}
 
     def save_native(self, path: Path) -> list[str]:
         self.model_.save_model(str(Path(path) / "model.cbm"), format="cbm")
@@ -104,5 +107,5 @@ class CatBoostModel(BaseModel):
         model.model_ = CatBoostClassifier()
         model.model_.load_model(str(Path(path) / "model.cbm"), format="cbm")
         model.best_iteration_ = int(state["best_iteration"])
-        model.n_features_in_ = int(state["n_features_in"])
+        model._load_base_state(state)
         return model

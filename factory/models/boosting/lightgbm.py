@@ -1,9 +1,10 @@
 """LightGBM gradient-boosted trees (native ``lgb.train`` API, multiclass objective).
 
-The native API with ``num_class=3`` keeps all three classes even when one is absent from a
-small training set, takes sample weights, and early-stops on the validation set's
-multi-class log loss. ``deterministic`` + ``force_row_wise`` make two fits with the same seed
-(and thread count) give identical trees. Saved as a LightGBM text model (``model.txt``).
+A scikit-learn classifier (:class:`~factory.models.base.TabularClassifier`) over the native
+API: one output per class seen in ``y``, sample weights, early stopping on the
+``eval_set``'s multi-class log loss, missing values handled natively. ``deterministic`` +
+``force_row_wise`` make two fits with the same seed (and thread count) give identical trees.
+Saved as a LightGBM text model (``model.txt``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import N_CLASSES, BaseModel, resolve_threads
+from factory.models.base import TabularClassifier, resolve_threads
 
 
-class LightGBMModel(BaseModel):
+class LightGBMModel(TabularClassifier):
     family = "boosting"
     scaling = "none"
+    allow_nan = True
 
     def __init__(
         self,
@@ -55,10 +57,10 @@ class LightGBMModel(BaseModel):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _params(self) -> dict:
+    def _params(self, n_classes: int) -> dict:
         return {
             "objective": "multiclass",
-            "num_class": N_CLASSES,
+            "num_class": n_classes,
             "metric": "multi_logloss",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
@@ -79,34 +81,32 @@ class LightGBMModel(BaseModel):
             "num_threads": resolve_threads(self.n_jobs),
         }
 
-    def fit(self, train, val=None) -> LightGBMModel:
+    def _fit_encoded(self, X, y, sample_weight, eval_set) -> None:
         import lightgbm as lgb
 
-        params = self._params()
-        dtrain = lgb.Dataset(train.X, label=train.y, weight=train.weight,
+        params = self._params(len(self.classes_))
+        dtrain = lgb.Dataset(X, label=y, weight=sample_weight,
                              params={"max_bin": self.max_bin, "verbosity": -1})
         valid_sets, callbacks = [], []
-        if val is not None and len(val) and self.early_stopping_rounds:
-            valid_sets = [lgb.Dataset(val.X, label=val.y, weight=val.weight, reference=dtrain)]
+        if eval_set is not None and self.early_stopping_rounds:
+            valid_sets = [lgb.Dataset(eval_set[0], label=eval_set[1], weight=eval_set[2],
+                                      reference=dtrain)]
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)]
         self.booster_ = lgb.train(params, dtrain, num_boost_round=self.n_estimators,
                                   valid_sets=valid_sets, callbacks=callbacks)
         best = self.booster_.best_iteration if callbacks else 0
         self.best_iteration_ = int(best) if best > 0 else self.booster_.current_iteration()
-        self.n_features_in_ = train.X.shape[1]
-        return self
 
-    def predict_proba(self, x) -> np.ndarray:
-        X = x.X if hasattr(x, "X") else x
+    def _predict_encoded(self, X) -> np.ndarray:
         proba = self.booster_.predict(X, num_iteration=self.best_iteration_)
-        return np.asarray(proba, np.float64).reshape(len(X), N_CLASSES)
+        return np.asarray(proba, np.float64).reshape(len(X), len(self.classes_))
 
     def feature_importance(self) -> np.ndarray:
         return self.booster_.feature_importance(
             importance_type="gain", iteration=self.best_iteration_).astype(np.float64)
 
     def native_state(self) -> dict:
-        return {"best_iteration": self.best_iteration_, "n_features_in": self.n_features_in_}
+        return {"best_iteration": self.best_iteration_, **self._base_state()}
 
     def save_native(self, path: Path) -> list[str]:
         self.booster_.save_model(str(Path(path) / "model.txt"), num_iteration=self.best_iteration_)
@@ -119,5 +119,5 @@ class LightGBMModel(BaseModel):
         model = cls(**params)
         model.booster_ = lgb.Booster(model_file=str(Path(path) / "model.txt"))
         model.best_iteration_ = int(state["best_iteration"])
-        model.n_features_in_ = int(state["n_features_in"])
+        model._load_base_state(state)
         return model

@@ -1,10 +1,10 @@
 """Multinomial logistic regression (scikit-learn ``LogisticRegression``, lbfgs, L2).
 
 The linear baseline: fast, calibrated-ish probabilities, needs standardised inputs
-(``scaling = "standard"``). Sample weights are passed to ``fit``; no early stopping. A class
-absent from training is mapped into its (zero) column with
-:func:`~factory.models.base.full_proba`. Saved as plain JSON (``model.json``: ``coef_``,
-``intercept_``, ``classes_``) and rebuilt into a fitted ``LogisticRegression`` on load.
+(``scaling = "standard"``). A scikit-learn classifier
+(:class:`~factory.models.base.TabularClassifier`); sample weights are passed to ``fit``; the
+``eval_set`` is not used (no early stopping). Saved as plain JSON (``model.json``: ``coef_``,
+``intercept_``) and rebuilt into a fitted ``LogisticRegression`` on load.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.errors import FactoryError
-from factory.models.base import BaseModel, full_proba
+from factory.models.base import TabularClassifier
 
 
-class LogisticModel(BaseModel):
+class LogisticModel(TabularClassifier):
     family = "classical"
     scaling = "standard"
 
@@ -42,27 +41,25 @@ class LogisticModel(BaseModel):
         return LogisticRegression(C=self.C, solver="lbfgs", max_iter=self.max_iter, tol=self.tol,
                                   fit_intercept=self.fit_intercept, random_state=self.random_state)
 
-    def fit(self, train, val=None) -> LogisticModel:
-        if len(np.unique(train.y)) < 2:
-            raise FactoryError("LogisticModel: training rows hold a single class; need >= 2")
-        X = np.asarray(train.X, np.float64)  # float64 coef_: saved/loaded models then agree
-        self.model_ = self._estimator().fit(X, train.y, sample_weight=train.weight)
-        self.n_features_in_ = train.X.shape[1]
-        return self
+    def _fit_encoded(self, X, y, sample_weight, eval_set) -> None:
+        X = np.asarray(X, np.float64)  # float64 coef_: saved/loaded models then agree
+        self.model_ = self._estimator().fit(X, y, sample_weight=sample_weight)
+        self.n_iter_ = self.model_.n_iter_
 
-    def predict_proba(self, x) -> np.ndarray:
-        X = x.X if hasattr(x, "X") else x
-        return full_proba(self.model_.predict_proba(X), self.model_.classes_)
+    def _predict_encoded(self, X) -> np.ndarray:
+        return self.model_.predict_proba(X)
 
     def feature_importance(self) -> np.ndarray:
         return np.abs(self.model_.coef_).mean(axis=0).astype(np.float64)
 
     def save_native(self, path: Path) -> list[str]:
         m = self.model_
-        doc = {"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(),
-               "classes": [int(c) for c in m.classes_]}
+        doc = {"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist()}
         (Path(path) / "model.json").write_text(json.dumps(doc))
         return ["model.json"]
+
+    def native_state(self) -> dict:
+        return {**self._base_state(), "n_iter": np.asarray(self.n_iter_).tolist()}
 
     @classmethod
     def load_native(cls, path: Path, params: dict, state: dict) -> LogisticModel:
@@ -71,8 +68,9 @@ class LogisticModel(BaseModel):
         est = model._estimator()
         est.coef_ = np.asarray(doc["coef"], np.float64)
         est.intercept_ = np.asarray(doc["intercept"], np.float64)
-        est.classes_ = np.asarray(doc["classes"], np.int64)
+        model._load_base_state(state)
+        model.n_iter_ = np.asarray(state["n_iter"])
+        est.classes_ = np.arange(len(model.classes_))
         est.n_features_in_ = est.coef_.shape[1]
         model.model_ = est
-        model.n_features_in_ = est.n_features_in_
         return model

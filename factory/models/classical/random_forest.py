@@ -1,9 +1,9 @@
 """Random forest (scikit-learn ``RandomForestClassifier``) on tabular features.
 
 A bagged ensemble of deep trees: robust, few knobs, no scaling needed. It has no notion of
-boosting rounds, so there is NO early stopping -- the validation set is ignored by ``fit``.
-Sample weights are passed to ``fit``. A class absent from training is mapped into its
-(zero) column with :func:`~factory.models.base.full_proba`. Saved without pickle: all
+boosting rounds, so there is NO early stopping -- ``eval_set`` is ignored by ``fit``.
+A scikit-learn classifier (:class:`~factory.models.base.TabularClassifier`); sample weights
+are passed to ``fit``. Saved without pickle: all
 trees' node arrays in one ``trees.npz`` (see :mod:`factory.models.classical.sklearn_trees`)
 plus the forest metadata in the manifest state; loading needs the same scikit-learn
 ``major.minor``.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import BaseModel, full_proba
+from factory.models.base import TabularClassifier
 from factory.models.classical.sklearn_trees import (
     forest_proba,
     load_trees,
@@ -24,9 +24,14 @@ from factory.models.classical.sklearn_trees import (
 )
 
 
-class RandomForestModel(BaseModel):
+class RandomForestModel(TabularClassifier):
     family = "classical"
     scaling = "none"
+    # scikit-learn's check_estimator: checks that cannot apply, each with its reason
+    sklearn_expected_failures = {
+        "check_sample_weight_equivalence_on_dense_data":
+            "bootstrap samples draw rows, so integer weights are not repeated rows",
+    }
 
     def __init__(
         self,
@@ -58,15 +63,11 @@ class RandomForestModel(BaseModel):
             random_state=self.random_state,
         )
 
-    def fit(self, train, val=None) -> RandomForestModel:
-        self.model_ = self._forest().fit(train.X, train.y, sample_weight=train.weight)
-        self.n_features_in_ = train.X.shape[1]
-        return self
+    def _fit_encoded(self, X, y, sample_weight, eval_set) -> None:
+        self.model_ = self._forest().fit(X, y, sample_weight=sample_weight)
 
-    def predict_proba(self, x) -> np.ndarray:
-        X = x.X if hasattr(x, "X") else x
-        proba = forest_proba(self.model_.estimators_, X, self.n_jobs)
-        return full_proba(proba, self.model_.classes_)
+    def _predict_encoded(self, X) -> np.ndarray:
+        return forest_proba(self.model_.estimators_, X, self.n_jobs)
 
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.model_.feature_importances_, np.float64)
@@ -74,8 +75,7 @@ class RandomForestModel(BaseModel):
     def native_state(self) -> dict:
         m = self.model_
         return {
-            "n_features_in": int(m.n_features_in_),
-            "classes": [int(c) for c in m.classes_],
+            **self._base_state(),
             "n_outputs": int(m.n_outputs_),
             "n_classes": int(m.n_classes_),
             "max_features": int(m.estimators_[0].max_features_),
@@ -94,8 +94,8 @@ class RandomForestModel(BaseModel):
         forest.n_estimators = len(forest.estimators_)
         forest.n_features_in_ = int(state["n_features_in"])
         forest.n_outputs_ = int(state["n_outputs"])
-        forest.classes_ = np.asarray(state["classes"], np.int64)
         forest.n_classes_ = int(state["n_classes"])
+        forest.classes_ = np.arange(forest.n_classes_)
         model.model_ = forest
-        model.n_features_in_ = forest.n_features_in_
+        model._load_base_state(state)
         return model

@@ -12,8 +12,9 @@ chunk tails span every symbol and period). One SVM fit in all (an out-of-fold sc
 k+1 fits, 4-5x the time on 30k rows). Only training rows are used; the validation set is
 unused (no early stopping). If the calibration slice lacks a class the SVM saw, the
 calibrator falls back to in-sample margins. Zero-weight rows are dropped first (liblinear
-would drop them silently and could lose a class). Saved as arrays in one ``model.npz``
-(loaded with ``allow_pickle=False``) plus a small JSON state.
+would drop them silently and could lose a class). A scikit-learn classifier
+(:class:`~factory.models.base.TabularClassifier`); ``eval_set`` is not used. Saved as arrays
+in one ``model.npz`` (loaded with ``allow_pickle=False``) plus a small JSON state.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from factory.dataset import place_columns
 from factory.errors import FactoryError
-from factory.models.base import BaseModel, full_proba
+from factory.models.base import TabularClassifier, one_class_error
 
 
 def _margins(svc, Z: np.ndarray) -> np.ndarray:
@@ -51,9 +53,14 @@ def _linear(est, coef, intercept, classes):
     return est
 
 
-class SVMModel(BaseModel):
+class SVMModel(TabularClassifier):
     family = "classical"
     scaling = "standard"
+    # scikit-learn's check_estimator: checks that cannot apply, each with its reason
+    sklearn_expected_failures = {
+        "check_sample_weight_equivalence_on_dense_data":
+            "Nystroem landmarks and the calibration slices are drawn from rows, not weights",
+    }
 
     def __init__(
         self,
@@ -91,42 +98,41 @@ class SVMModel(BaseModel):
 
         return LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
 
-    def fit(self, train, val=None) -> SVMModel:
+    def _fit_encoded(self, X, y, sample_weight, eval_set) -> None:
         if not 0.0 < self.calibration_fraction < 1.0:
             raise FactoryError(
                 f"SVMModel: calibration_fraction={self.calibration_fraction}; need 0 < f < 1"
             )
-        X, y = np.asarray(train.X, np.float64), np.asarray(train.y, np.int64)
-        w = np.ones(len(y)) if train.weight is None else np.asarray(train.weight, np.float64)
+        X = np.asarray(X, np.float64)
+        w = np.ones(len(y)) if sample_weight is None else sample_weight
         keep = w > 0  # liblinear silently drops zero-weight rows (and with them a class)
         X, y, w = X[keep], y[keep], w[keep]
         if len(np.unique(y)) < 2:
-            raise FactoryError("SVMModel: training rows hold a single class; need >= 2")
+            raise one_class_error("SVMModel", self.classes_[np.unique(y)])
         self.nystroem_ = self._nystroem(min(self.n_components, len(X))).fit(X)
         Z = self.nystroem_.transform(X)
         fit_rows, cal_rows = _calibration_split(len(y), self.calibration_fraction)
         if len(np.unique(y[fit_rows])) < 2:
             fit_rows, cal_rows = np.arange(len(y)), np.arange(0)
         self.svc_ = self._svc().fit(Z[fit_rows], y[fit_rows], sample_weight=w[fit_rows])
+        self.n_iter_ = int(self.svc_.n_iter_)
         if len(cal_rows) == 0 or not set(self.svc_.classes_) <= set(y[cal_rows]):
             cal_rows = fit_rows  # too little data for a held-out calibration slice
         self.calibrator_ = self._calibrator().fit(
             _margins(self.svc_, Z[cal_rows]), y[cal_rows], sample_weight=w[cal_rows]
         )
-        self.n_features_in_ = X.shape[1]
-        return self
 
-    def predict_proba(self, x) -> np.ndarray:
-        X = np.asarray(x.X if hasattr(x, "X") else x, np.float64)
-        margins = _margins(self.svc_, self.nystroem_.transform(X))
-        return full_proba(self.calibrator_.predict_proba(margins), self.calibrator_.classes_)
+    def _predict_encoded(self, X) -> np.ndarray:
+        margins = _margins(self.svc_, self.nystroem_.transform(np.asarray(X, np.float64)))
+        proba = self.calibrator_.predict_proba(margins)
+        return place_columns(proba, self.calibrator_.classes_, len(self.classes_))
 
     def feature_importance(self) -> None:
         return None
 
     def native_state(self) -> dict:
-        return {"n_features_in": int(self.n_features_in_),
-                "n_components": int(len(self.nystroem_.components_))}
+        return {**self._base_state(), "n_components": int(len(self.nystroem_.components_)),
+                "n_iter": self.n_iter_}
 
     def save_native(self, path: Path) -> list[str]:
         nys, svc, cal = self.nystroem_, self.svc_, self.calibrator_
@@ -153,5 +159,6 @@ class SVMModel(BaseModel):
         model.svc_ = _linear(model._svc(), a["svc_coef"], a["svc_intercept"], a["svc_classes"])
         model.calibrator_ = _linear(model._calibrator(), a["cal_coef"], a["cal_intercept"],
                                     a["cal_classes"])
-        model.n_features_in_ = int(state["n_features_in"])
+        model._load_base_state(state)
+        model.n_iter_ = int(state["n_iter"])
         return model

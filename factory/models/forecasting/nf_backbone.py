@@ -73,7 +73,8 @@ class NeuralForecastNet(nn.Module):
     ----------
     input_shape : (seq_len, n_features); the window's last step is the decision bar.
     n_classes : number of logits (3: down / flat / up).
-    architecture : a neuralforecast.models class name in ``nf_capabilities.ALLOWED``.
+    architecture : a neuralforecast.models class name (any network class not in
+        ``nf_capabilities.EXCLUDED``).
     mode : ``exog`` | ``channel_independent`` | ``multivariate``; None = the architecture's
         natural mode (multivariate if MULTIVARIATE, else exog if EXOGENOUS_HIST, else
         channel_independent).

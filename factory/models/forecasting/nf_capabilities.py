@@ -40,15 +40,6 @@ from factory.errors import FactoryError
 
 MODES: tuple[str, ...] = ("exog", "channel_independent", "multivariate")
 
-# Verified to build and train as backbones through the generic forward in every mode their
-# flags permit, at neuralforecast 3.3's default sizes (tests/test_nf_backbones.py, slow mark).
-ALLOWED: frozenset[str] = frozenset({
-    "Autoformer", "BiTCN", "DeepAR", "DilatedRNN", "DLinear", "FEDformer", "GRU",
-    "iTransformer", "LSTM", "MLP", "MLPMultivariate", "NBEATS", "NBEATSx", "NHITS",
-    "NLinear", "PatchTST", "RMoK", "RNN", "SOFTS", "SOFTSSharp", "StemGNN", "TCN", "TFT",
-    "TiDE", "TimeMixer", "TimesNet", "TimeXer", "TSMixer", "TSMixerx", "VanillaTransformer",
-    "XLinear",
-})
 # neuralforecast classes deliberately left out, with the reason shown to the user.
 EXCLUDED: dict[str, str] = {
     "TimeLLM": "it loads a pretrained LLM with from_pretrained while being constructed "
@@ -72,16 +63,32 @@ EXCLUDED: dict[str, str] = {
 PATCHES_FROM_START: dict[str, str] = {"TimeXer": "patch_len"}
 
 
-def model_class(architecture: str) -> type[nn.Module]:
-    """The neuralforecast model class named ``architecture`` (checked against the allow-list)."""
-    if architecture not in ALLOWED:
-        why = EXCLUDED.get(architecture)
-        detail = (f"{architecture} is excluded because {why}" if why
-                  else f"{architecture!r} is not an allowed neuralforecast architecture")
-        raise FactoryError(
-            f"NeuralForecastNet: `model.network.architecture`: {detail}; choose one of "
-            f"{', '.join(sorted(ALLOWED, key=str.lower))} (class names, case-sensitive)")
+def usable_architectures() -> list[str]:
+    """Every network class neuralforecast ships (a subclass of its ``BaseModel``), minus
+    :data:`EXCLUDED`: read from the library, so a new architecture needs only a YAML."""
     import neuralforecast.models as nf_models  # heavy (Lightning): imported only when used
+    from neuralforecast.common._base_model import BaseModel
+
+    names = [name for name, obj in vars(nf_models).items()
+             if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj is not BaseModel
+             and name not in EXCLUDED]
+    return sorted(names, key=str.lower)
+
+
+def model_class(architecture: str) -> type[nn.Module]:
+    """The neuralforecast model class named ``architecture`` (refused, with the reason, when
+    it is one of :data:`EXCLUDED`)."""
+    if architecture in EXCLUDED:
+        raise FactoryError(
+            f"NeuralForecastNet: `model.network.architecture`: {architecture} is excluded "
+            f"because {EXCLUDED[architecture]}")
+    usable = usable_architectures()
+    if architecture not in usable:
+        raise FactoryError(
+            f"NeuralForecastNet: `model.network.architecture`: {architecture!r} is not a "
+            f"neuralforecast network; choose one of {', '.join(usable)} (class names, "
+            f"case-sensitive)")
+    import neuralforecast.models as nf_models
 
     return getattr(nf_models, architecture)
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from factory.adapters.base import batches
 from factory.errors import FactoryError
-from factory.models.base import BaseModel, PredictionOutput
+from factory.models.base import PredictionOutput, WindowClassifier
 from factory.models.foundation import geometry
 
 WEIGHTS_JSON = "weights.json"
@@ -98,7 +98,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class ZeroShotForecaster(BaseModel):
+class ZeroShotForecaster(WindowClassifier):
     """Base of the zero-shot foundation models (subclasses load and run one backbone).
 
     Common parameters: ``weights`` (directory or hub id), ``quantile_levels`` (a subset of
@@ -149,8 +149,9 @@ class ZeroShotForecaster(BaseModel):
                                f"{native} that {self.weights} forecasts")
         self.level_index_ = np.array([native.index(v) for v in wanted], np.int64)
 
-    def fit(self, train, val=None) -> ZeroShotForecaster:
-        """Load the weights and record the horizon; nothing is trained (see module doc)."""
+    def fit(self, X, y=None, sample_weight=None, eval_set=None) -> ZeroShotForecaster:
+        """Load the weights and record the horizon of the context input ``X``; nothing is
+        trained, so labels, weights and ``eval_set`` are not read (see module doc)."""
         checks = {"batch_size": (int(self.batch_size) >= 1, "an int >= 1"),
                   "n_paths": (int(self.n_paths) >= 2, "an int >= 2"),
                   "proba_floor": (0.0 <= float(self.proba_floor) < 1.0, "in [0, 1)"),
@@ -162,7 +163,8 @@ class ZeroShotForecaster(BaseModel):
                 raise FactoryError(f"model.{key} must be {allowed}, got {getattr(self, key)!r}")
         geometry.normal_scores(self.quantile_levels)
         self._ensure_backbone()
-        self.horizon_ = int(train.horizon)
+        self._set_classes()
+        self.horizon_ = int(X.horizon)
         return self
 
     def forecast_quantiles(self, x, positions: np.ndarray) -> np.ndarray:
@@ -216,5 +218,6 @@ class ZeroShotForecaster(BaseModel):
         record = Path(path) / WEIGHTS_JSON
         model = cls(**params)
         model._ensure_backbone(json.loads(record.read_text())["sha256"], record)
+        model._set_classes()
         model.horizon_ = int(state["horizon"])
         return model

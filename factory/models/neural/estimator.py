@@ -2,18 +2,22 @@
 
 The network is a ``_partial_`` constructor from the model YAML; it is built in ``fit`` once
 the adapter has fixed the input shape (``network(input_shape=..., n_classes=3)``). Training is
-delegated to the injected trainer (``conf/trainer``): no model owns a loop. The input kind
-(sequence or multires) is the network class's ``input_kind``.
+delegated to the injected trainer (``conf/trainer``: epochs, early stopping, device): no model
+owns a loop. The input kind (sequence or multires) is the network class's ``input_kind``.
+
+Calling convention: a :class:`~factory.models.base.WindowClassifier`. It differs from the
+tabular scikit-learn classifiers in two ways: ``X`` is an adapter's lazy window input (not an
+array), and ``classes_`` is always the full class vocabulary (one head output per class).
 
 Artifacts: ``network.pt`` (a ``state_dict`` read back with ``torch.load(weights_only=True)``)
 and ``network.json`` (input shape and per-epoch history); the manifest's params hold the
-network's config as a Hydra node (``_target_`` + kwargs), rebuilt only for ``factory.`` classes.
+network's config as a Hydra node (``_target_`` + kwargs), rebuilt only for ``factory`` or
+trusted classes (:func:`factory.models.artifacts.load_model`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from pathlib import Path
 
@@ -22,7 +26,7 @@ import torch
 
 from factory.adapters.base import batches, gather
 from factory.errors import FactoryError
-from factory.models.base import BaseModel
+from factory.models.base import WindowClassifier
 
 WEIGHTS, META = "network.pt", "network.json"
 
@@ -31,36 +35,24 @@ def _network_class(network) -> type:
     return network.func if isinstance(network, functools.partial) else network
 
 
-def network_from_config(node: dict) -> functools.partial:
-    """Rebuild a ``_partial_`` network from its saved config (factory classes only)."""
-    node = dict(node)
-    target = str(node.pop("_target_", ""))
-    node.pop("_partial_", None)
-    module, _, name = target.rpartition(".")
-    if not module.startswith("factory."):
-        raise FactoryError(f"refusing to import network class {target!r} (not in factory.)")
-    return functools.partial(getattr(importlib.import_module(module), name), **node)
-
-
-class TorchClassifier(BaseModel):
+class TorchClassifier(WindowClassifier):
     """A torch network under the shared trainer (``conf/model/<net>.yaml``).
 
     Parameters
     ----------
     network: ``_partial_`` nn.Module class taking ``input_shape`` and ``n_classes``.
-    max_epochs, batch_size, lr, weight_decay: optimisation (AdamW) settings.
-    trainer: the :class:`~factory.training.torch_trainer.TorchTrainer` (``${trainer}``).
+    batch_size, lr, weight_decay: optimisation (AdamW) settings.
+    trainer: the :class:`~factory.training.torch_trainer.TorchTrainer` (``${trainer}``; it
+        holds ``max_epochs``, which each model YAML sets as ``trainer.max_epochs``).
     random_state: seeds weight init, dropout and batch order.
     """
 
     family = "neural"
     scaling = "standard"
 
-    def __init__(self, network=None, max_epochs: int = 8, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, trainer=None,
-                 random_state: int = 0) -> None:
+    def __init__(self, network=None, batch_size: int = 256, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, trainer=None, random_state: int = 0) -> None:
         self.network = network
-        self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -77,17 +69,22 @@ class TorchClassifier(BaseModel):
         torch.manual_seed(self.random_state)
         return self.network(input_shape=tuple(int(s) for s in input_shape), n_classes=3)
 
-    def fit(self, train, val=None) -> TorchClassifier:
+    def fit(self, X, y=None, sample_weight=None, eval_set=None) -> TorchClassifier:
+        """Train on the window input ``X`` (labels / weights: ``y`` / ``sample_weight`` or the
+        input's own); early stopping on ``eval_set`` (required: ``[(X_val, y_val[, w])]``)."""
         if self.trainer is None:
             raise FactoryError("`model.trainer` is missing: set `trainer: ${trainer}` in the "
                                "model YAML")
+        train = self.with_targets(X, y, sample_weight)
+        val = self.unpack_eval_set(eval_set)
         if val is None or len(val) == 0:
             raise FactoryError("torch models early-stop on validation rows; none were given")
+        self._set_classes()
         self.input_shape_ = tuple(int(s) for s in train.sample_shape)
         self.module_ = self._build(self.input_shape_)
         self.history_ = self.trainer.fit(
-            self.module_, train, val, max_epochs=self.max_epochs, batch_size=self.batch_size,
-            lr=self.lr, weight_decay=self.weight_decay, seed=self.random_state)
+            self.module_, train, val, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, seed=self.random_state)
         self.module_.to("cpu").eval()
         return self
 
@@ -110,11 +107,11 @@ class TorchClassifier(BaseModel):
 
     @classmethod
     def load_native(cls, path: Path, params: dict, state: dict) -> TorchClassifier:
-        params = dict(params)
-        network = network_from_config(params.pop("network"))
+        params = dict(params)  # `network`: a partial, rebuilt by load_model's trusted import
         params.pop("trainer", None)  # prediction needs no training loop
-        model = cls(network=network, **params)
+        model = cls(**params)
         meta = json.loads((Path(path) / META).read_text())
+        model._set_classes()
         model.input_shape_ = tuple(meta["input_shape"])
         model.history_ = meta["history"]
         model.module_ = model._build(model.input_shape_)
