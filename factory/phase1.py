@@ -220,7 +220,7 @@ def build_dataset(
             X = matrix.frame()
     laps.lap("selection")
     for sym in barset.symbols:
-        sub = meta[meta["symbol"] == sym]
+        sub = meta if len(barset.symbols) == 1 else meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
         report[sym]["labels"] = {
             s: sub.loc[sub["split"] == s, "label"].value_counts().sort_index().to_dict()

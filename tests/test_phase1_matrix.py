@@ -68,6 +68,9 @@ def test_segments_gather_rows_and_columns_in_place():
     np.testing.assert_array_equal(Y["c"], [np.nan, 9, np.nan])
     with pytest.raises(ValueError, match="matrix order"):
         m.keep_columns(["c", "a"])
+    del Y
+    m.keep_rows(np.array([1, 2]))  # one run of rows: memmoved
+    np.testing.assert_array_equal(m.frame().to_numpy(), [[5, 9], [np.nan, np.nan]])
 
 
 @pytest.fixture(scope="module")

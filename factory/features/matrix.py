@@ -241,7 +241,14 @@ class ColumnMatrix:
             return
         if self._shared():  # data moves in place below: leave the views their copy
             self._resize(self._flat.size)
-        _keep_rows(self._flat, self.n, len(self.names), rows)
+        m, k = len(rows), len(self.names)
+        if m and rows[-1] - rows[0] == m - 1:  # one run of rows (the usual case): memmove
+            base, size = self._flat.ctypes.data, self._flat.itemsize
+            for j in range(k):
+                ctypes.memmove(base + j * m * size, base + (j * self.n + int(rows[0])) * size,
+                               m * size)
+        else:
+            _keep_rows(self._flat, self.n, k, rows)
         self.n = len(rows)  # the room freed stays reserved (growing would touch it): trim
 
     def keep_columns(self, names: Sequence[str]) -> None:
