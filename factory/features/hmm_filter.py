@@ -165,95 +165,80 @@ def _first_row(log_b, startprob, transmat) -> tuple[np.ndarray, np.ndarray | Non
 
 
 @njit(cache=True, nogil=True)
-def _max(x):  # pragma: no cover (compiled)
-    """np.max of a 1-D array (NaN if any)."""
-    m = x[0]
-    for v in x[1:]:
-        if np.isnan(v) or v > m:
-            m = v
-        if np.isnan(m):
-            break
-    return m
-
-
-@njit(cache=True, nogil=True)
-def _step(R, d, T, rs, A, scaled, t):  # pragma: no cover (compiled)
-    """One step of a block product (``steps`` of forward_filter_numpy): emissions of row t
-    of ``scaled``, ones past its end."""
-    K = R.shape[0]
-    for i in range(K):
-        for col in range(K):
-            v = R[i, 0] * A[0, col]
-            for k in range(1, K):
-                v = v + R[i, k] * A[k, col]
-            T[i, col] = v * (scaled[t, col] if t < scaled.shape[0] else 1.0)
-    for i in range(K):
-        acc = T[i, 0]
-        for col in range(1, K):
-            acc = acc + T[i, col]
-        rs[i] = acc
-    for i in range(K):
-        for col in range(K):
-            R[i, col] = T[i, col] / rs[i]
-        d[i] = d[i] * rs[i]
-    mx = _max(d)
-    for i in range(K):
-        d[i] = d[i] / mx
-
-
-@njit(cache=True, nogil=True)
-def _combine_into(alpha, d, R, w):  # pragma: no cover (compiled)
-    """alpha <- normalise(alpha @ diag(d) @ R), as _combine."""
-    K = alpha.shape[0]
-    for i in range(K):
-        w[i] = alpha[i] * d[i]
-    mx = _max(w)
-    for i in range(K):
-        w[i] = w[i] / mx
-    for col in range(K):
-        acc = w[0] * R[0, col]
-        for i in range(1, K):
-            acc = acc + w[i] * R[i, col]
-        alpha[col] = acc
-    total = alpha[0]
-    for col in range(1, K):
-        total = total + alpha[col]
-    for col in range(K):
-        alpha[col] = alpha[col] / total
-
-
-@njit(cache=True, nogil=True)
-def _reset(R, d):  # pragma: no cover (compiled)
-    R[:] = 0.0
-    for i in range(R.shape[0]):
-        R[i, i] = 1.0
-    d[:] = 1.0
-
-
-@njit(cache=True, nogil=True)
 def _filter_rows(scaled, A, out, block):  # pragma: no cover (compiled)
-    """Rows 1.. of ``out`` (row 0 given): pass 1 multiplies each block's steps to carry
-    alpha across blocks, pass 2 emits every row from its block's entering alpha."""
+    """Rows 1.. of ``out`` (row 0 given), as :func:`forward_filter_numpy`'s two passes,
+    operation for operation: pass 0 multiplies each block's steps to carry alpha across
+    blocks, pass 1 emits every row from its block's entering alpha. One function (no
+    helpers) to keep the first compile short."""
     m, K = scaled.shape
     n_blocks = (m + block - 1) // block
     R, T = np.empty((K, K)), np.empty((K, K))
-    d, rs, w = np.empty(K), np.empty(K), np.empty(K)
+    d, rs, w, res = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     enter = np.empty((n_blocks, K))
     alpha = out[0].copy()
-    for b in range(n_blocks):
-        enter[b] = alpha
-        if b + 1 < n_blocks:
-            _reset(R, d)
-            for j in range(block):
-                _step(R, d, T, rs, A, scaled, b * block + j)
-            _combine_into(alpha, d, R, w)
-    for b in range(n_blocks):
-        _reset(R, d)
-        for j in range(min(block, m - b * block)):
-            _step(R, d, T, rs, A, scaled, b * block + j)
-            alpha[:] = enter[b]
-            _combine_into(alpha, d, R, w)
-            out[1 + b * block + j] = alpha
+    for p in range(2):
+        for b in range(n_blocks):
+            if p == 0:
+                enter[b] = alpha
+                if b + 1 == n_blocks:
+                    break
+                steps = block
+            else:
+                steps = min(block, m - b * block)
+            R[:] = 0.0
+            for i in range(K):
+                R[i, i] = 1.0
+            d[:] = 1.0
+            for j in range(steps):
+                t = b * block + j
+                # one step of the block product: T = R @ A * emission_t, rows renormalised
+                for i in range(K):
+                    for col in range(K):
+                        v = R[i, 0] * A[0, col]
+                        for k in range(1, K):
+                            v = v + R[i, k] * A[k, col]
+                        T[i, col] = v * (scaled[t, col] if t < m else 1.0)
+                for i in range(K):
+                    acc = T[i, 0]
+                    for col in range(1, K):
+                        acc = acc + T[i, col]
+                    rs[i] = acc
+                for i in range(K):
+                    for col in range(K):
+                        R[i, col] = T[i, col] / rs[i]
+                    d[i] = d[i] * rs[i]
+                mx = d[0]  # np.max: NaN if any
+                for i in range(1, K):
+                    if np.isnan(d[i]) or d[i] > mx or np.isnan(mx):
+                        mx = d[i] if not np.isnan(mx) else mx
+                for i in range(K):
+                    d[i] = d[i] / mx
+                if p == 0 and j < steps - 1:
+                    continue
+                # normalise(alpha @ diag(d) @ R): alpha entering the block (pass 1) or the
+                # carried one (pass 0, after the block's last step)
+                for i in range(K):
+                    w[i] = (enter[b, i] if p == 1 else alpha[i]) * d[i]
+                mx = w[0]
+                for i in range(1, K):
+                    if np.isnan(w[i]) or w[i] > mx or np.isnan(mx):
+                        mx = w[i] if not np.isnan(mx) else mx
+                for i in range(K):
+                    w[i] = w[i] / mx
+                for col in range(K):
+                    acc = w[0] * R[0, col]
+                    for i in range(1, K):
+                        acc = acc + w[i] * R[i, col]
+                    res[col] = acc
+                total = res[0]
+                for col in range(1, K):
+                    total = total + res[col]
+                for col in range(K):
+                    res[col] = res[col] / total
+                if p == 0:
+                    alpha[:] = res
+                else:
+                    out[1 + t] = res
 
 
 def _sum_first(x: np.ndarray) -> np.ndarray:

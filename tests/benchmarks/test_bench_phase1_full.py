@@ -11,6 +11,8 @@ Before/after in the same session: with ``FACTORY_BENCH_REFERENCE_ROOT=/path/to/a
 and their ratios, and the outputs must be bit for bit equal: a digest of every column of X
 and meta (bytes, names, dtypes, order) and of the info/report (its timings aside).
 
+Each run is preceded by a small warm-up run of the same code in its own interpreter, so the
+compiled kernels come from numba's on-disk cache (as on every run but a machine's first).
 Run: ``python -m pytest tests/benchmarks -m benchmark -s -k full``.
 """
 
@@ -66,8 +68,9 @@ def frame_digest(frame):
     return h.hexdigest()
 
 # a fixed root: the cache key (in info) hashes the configured paths
+days = 60 if sys.argv[1] == "warm-up" else 1015
 cfg = compose_config(Path("/tmp/bench_full_phase1"), "features=full",
-                     "data.days=1015", "data.timeframe=1min", "~data.instruments.MGC",
+                     f"data.days={days}", "data.timeframe=1min", "~data.instruments.MGC",
                      "cache=false", tiny=False)
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -103,6 +106,13 @@ print("@@" + json.dumps({"seconds": compute, "write": write, "hwm_kib": hwm,
 
 
 def _run(root: Path, mode: str) -> dict:
+    """One child on ``root``'s code, after a small warm-up child there: the numba kernels
+    compile on a machine's first run (seconds) and load from their on-disk cache after."""
+    _child(root, "warm-up")
+    return _child(root, mode)
+
+
+def _child(root: Path, mode: str) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, mode], cwd=root, capture_output=True,
                          text=True, timeout=900,
                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
