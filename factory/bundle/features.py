@@ -69,7 +69,10 @@ class FeatureState:
                    pd.Timedelta(minutes=float(ds.info["timeframe_minutes"])))
 
     def pipeline(self) -> FeaturePipeline:
-        return build(OmegaConf.create(self.spec))
+        """The feature pipeline rebuilt from its config node (once; it holds no fit)."""
+        if "_pipeline" not in self.__dict__:
+            self.__dict__["_pipeline"] = build(OmegaConf.create(self.spec))
+        return self.__dict__["_pipeline"]
 
     def frame(self, symbol: str, bars: pd.DataFrame, fine: pd.DataFrame | None = None
               ) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,16 @@ class Bundle:
     def name(self) -> str:
         return str(self.manifest["name"])
 
+    @functools.cached_property
+    def metrics(self) -> dict:
+        """The training run's metrics.json."""
+        return json.loads((self.path / "metrics.json").read_text())
+
+    @functools.cached_property
+    def data_config(self) -> dict:
+        """The data config the bundle was trained on (data.json)."""
+        return json.loads((self.path / "data.json").read_text())
+
     @property
     def timeframe(self) -> pd.Timedelta:
         return pd.Timedelta(minutes=float(self.schema["timeframe_minutes"]))
@@ -91,20 +102,42 @@ class Bundle:
         """The feature rows of new bars (every bar after the warm-up with finite features),
         with the causal label geometry the zero-shot forecasters read; no labels."""
         state = state or self.features
-        labeler = build(OmegaConf.create(self.labeling["config"]))
+        frames = {s: state.frame(s, barset.bars[s], barset.fine.get(s)).to_numpy(np.float32)
+                  for s in barset.symbols}
+        return self.assemble(barset, state, frames, {s: state.warmup for s in frames}, True)
+
+    def dataset_from_rows(self, barset: BarSet, state: FeatureState, rows: np.ndarray,
+                          symbol: str, geometry: bool) -> Dataset:
+        """A dataset whose feature rows are given (a streamer's newest ones), aligned with
+        the last ``len(rows)`` bars of ``symbol`` in ``barset``."""
+        bars = barset.bars[symbol]
+        feats = np.full((len(bars), len(state.columns)), np.nan, np.float32)
+        feats[len(bars) - len(rows):] = rows
+        return self.assemble(barset, state, {symbol: feats}, {symbol: len(bars) - len(rows)},
+                             geometry)
+
+    @functools.cached_property
+    def labeler(self):
+        return build(OmegaConf.create(self.labeling["config"]))
+
+    def assemble(self, barset: BarSet, state: FeatureState, frames: dict[str, np.ndarray],
+                 first: dict[str, int], geometry: bool) -> Dataset:
+        """Rows: the bars from ``first[symbol]`` on whose features are all finite; with
+        ``geometry``, the label geometry of each row (zero-shot forecasters read it)."""
         xs, metas = [], []
-        for sym in barset.symbols:
+        for sym, feats in frames.items():
             bars = barset.bars[sym]
-            feats = state.frame(sym, bars, barset.fine.get(sym))
-            keep = np.isfinite(feats.to_numpy()).all(axis=1)
-            keep[: state.warmup] = False
+            keep = np.isfinite(feats).all(axis=1)
+            keep[: first[sym]] = False
             rows = np.flatnonzero(keep)
-            up, dn = labeler.geometry(bars, tuple(self.labeling["multipliers"].get(
-                sym, labeler.multipliers(sym))))
-            xs.append(feats.iloc[rows].reset_index(drop=True))
-            metas.append(pd.DataFrame({"timestamp": bars.index[rows], "symbol": sym,
-                                       "bar_idx": rows, "split": "predict",
-                                       "barrier_up": up[rows], "barrier_dn": dn[rows]}))
+            meta = {"timestamp": bars.index[rows], "symbol": sym, "bar_idx": rows,
+                    "split": "predict"}
+            if geometry:
+                mults = self.labeling["multipliers"].get(sym) or self.labeler.multipliers(sym)
+                up, dn = self.labeler.geometry(bars, tuple(mults))
+                meta.update(barrier_up=up[rows], barrier_dn=dn[rows])
+            xs.append(pd.DataFrame(feats[rows], columns=state.columns))
+            metas.append(pd.DataFrame(meta))
         info = {"horizon": int(self.labeling["horizon"]),
                 "bars_per_year": float(self.schema["bars_per_year"]),
                 "timeframe_minutes": float(self.schema["timeframe_minutes"]),

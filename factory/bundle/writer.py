@@ -107,6 +107,7 @@ def write_bundle(result, path: Path) -> Path:
     write_manifest(path, {"name": bundle_name(cfg, ds), "model": info["model"],
                           "family": info["family"], "horizon": ds.horizon,
                           "phase1_key": info["phase1_key"], "run": str(result.out_dir),
+                          "objective": str(cfg.get("objective", "val.f1_macro")),
                           "predictor": "ensemble" if hasattr(predictor, "bases_") else "model",
                           "trusted_modules": list(cfg.get("trusted_modules") or [])})
     log.info("bundle written: %s", path)

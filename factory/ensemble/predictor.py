@@ -163,6 +163,13 @@ class EnsemblePredictor:
             names += [f for f in base.predictor.feature_names if f not in names]
         return names
 
+    def history_rows(self) -> int:
+        return 1  # the reference rows only give the combiner's regime columns
+
+    @property
+    def needs_geometry(self) -> bool:
+        return any(b.predictor.needs_geometry for b in self.bases_.values())
+
     def clone(self) -> EnsemblePredictor:
         return EnsemblePredictor(self.name, self.method, self.base_models, self.combiner,
                                  self.bases, self.base_overrides, self.blend_fraction,

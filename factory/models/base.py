@@ -74,6 +74,16 @@ class ModelHooks:
         return {}
 
 
+# Below this many rows a prediction runs on one thread: waking OpenMP workers for a live bar
+# costs more than the trees (measured: 1.5 ms on one thread, 80 ms on two, loaded 2 cores).
+SMALL_BATCH = 1024
+
+
+def predict_threads(n_rows: int, n_jobs: int | None) -> int:
+    """Threads for predicting ``n_rows`` rows (results do not depend on it)."""
+    return 1 if n_rows < SMALL_BATCH else resolve_threads(n_jobs)
+
+
 def one_class_error(name: str, classes) -> ValueError:
     return ValueError(f"{name}: the training labels hold 1 class ({list(classes)}); a "
                       f"classifier needs at least 2 classes")

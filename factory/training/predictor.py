@@ -111,6 +111,15 @@ class ModelPredictor:
     def feature_names(self) -> list[str]:
         return list(self.adapter.feature_names_)
 
+    def history_rows(self) -> int:
+        """Feature rows up to the newest one that a prediction reads (a sequence window)."""
+        return int(getattr(self.adapter, "seq_len", 1)) if self.adapter.kind == "sequence" else 1
+
+    @property
+    def needs_geometry(self) -> bool:
+        """Whether predictions read the label geometry (zero-shot forecasters do)."""
+        return self.adapter.kind == "context"
+
     def fit(self, ds: Dataset, train_rows: np.ndarray | None = None,
             val_rows: np.ndarray | None = None) -> ModelPredictor:
         self.check()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import TabularClassifier, resolve_threads
+from factory.models.base import TabularClassifier, predict_threads, resolve_threads
 
 
 class CatBoostModel(TabularClassifier):
@@ -86,7 +86,8 @@ class CatBoostModel(TabularClassifier):
         self.best_iteration_ = int(self.model_.tree_count_) - 1
 
     def _predict_encoded(self, X) -> np.ndarray:
-        proba = self.model_.predict_proba(np.asarray(X))
+        proba = self.model_.predict_proba(np.asarray(X),
+                                          thread_count=predict_threads(len(X), self.n_jobs))
         return np.asarray(proba, np.float64).reshape(len(X), len(self.classes_))
 
     def feature_importance(self) -> np.ndarray:

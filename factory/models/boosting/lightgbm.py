@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import TabularClassifier, resolve_threads
+from factory.models.base import TabularClassifier, predict_threads, resolve_threads
 
 
 class LightGBMModel(TabularClassifier):
@@ -98,7 +98,8 @@ class LightGBMModel(TabularClassifier):
         self.best_iteration_ = int(best) if best > 0 else self.booster_.current_iteration()
 
     def _predict_encoded(self, X) -> np.ndarray:
-        proba = self.booster_.predict(X, num_iteration=self.best_iteration_)
+        proba = self.booster_.predict(X, num_iteration=self.best_iteration_,
+                                      num_threads=predict_threads(len(X), self.n_jobs))
         return np.asarray(proba, np.float64).reshape(len(X), len(self.classes_))
 
     def feature_importance(self) -> np.ndarray:

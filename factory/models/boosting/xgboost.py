@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.models.base import TabularClassifier, resolve_threads
+from factory.models.base import TabularClassifier, predict_threads, resolve_threads
 
 
 class XGBoostModel(TabularClassifier):
@@ -91,10 +91,10 @@ class XGBoostModel(TabularClassifier):
         )
 
     def _predict_encoded(self, X) -> np.ndarray:
-        import xgboost as xgb
-
-        proba = self.booster_.predict(xgb.DMatrix(X), iteration_range=(0, self.best_iteration_ + 1))
-        return proba.reshape(len(X), len(self.classes_))
+        # in-place prediction (no DMatrix copy); one thread for a few rows (a live bar)
+        self.booster_.set_param({"nthread": predict_threads(len(X), self.n_jobs)})
+        proba = self.booster_.inplace_predict(X, iteration_range=(0, self.best_iteration_ + 1))
+        return np.asarray(proba, np.float64).reshape(len(X), len(self.classes_))
 
     def feature_importance(self) -> np.ndarray:
         gain = self.booster_.get_score(importance_type="total_gain")
