@@ -83,7 +83,9 @@ def test_feature_threads_change_nothing(bars, monkeypatch):
     serial = pipe.transform(bars, pd.Timedelta("5min"))
     monkeypatch.setattr(pipeline, "MIN_BARS_PER_THREAD", 1)
     monkeypatch.setattr(pipeline, "resolve_threads", lambda: 3)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # idle cores
     monkeypatch.setattr(pipeline, "TRIM_EVERY", 2)
+    assert pipeline._threads(len(bars)) == 3
     threaded = pipe.transform(bars, pd.Timedelta("5min"))
     assert threaded.columns.tolist() == serial.columns.tolist()
     assert threaded.to_numpy().tobytes() == serial.to_numpy().tobytes()
