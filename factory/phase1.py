@@ -58,7 +58,6 @@ class Laps:
         return ", ".join(f"{s} {self.seconds[s]:.2f}" for s in order)
 
 
-
 def _symbol_rows(
     symbol: str, bars: pd.DataFrame, instrument: Instrument, features: FeaturePipeline,
     labeler: TripleBarrierLabeler, matrix: ColumnMatrix, start: int, base: pd.Timedelta,
