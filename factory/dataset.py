@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factory.data.bars import Instrument
+from factory.features.matrix import ColumnMatrix
 
 # The class vocabulary, defined here once and imported everywhere: labels, the column order of
 # every probability array (p_short, p_flat, p_long) and the names reports print.
@@ -91,6 +92,28 @@ def write_features(X: pd.DataFrame, file: Path) -> None:
                                                                           strict=True)],
                        metadata=schema.metadata)
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), file, **options)
+
+
+def read_features(file: Path) -> pd.DataFrame:
+    """``pd.read_parquet(file)`` for a float32 ``X`` with a RangeIndex (any writer's, old
+    caches included), column by column into one :class:`ColumnMatrix`: the same frame
+    with one copy of the matrix in memory where Arrow's table plus pandas' conversion held
+    two. Anything else goes to ``pd.read_parquet``."""
+    parquet = pq.ParquetFile(file)
+    schema = parquet.schema_arrow
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    ranged = len(index) == 1 and isinstance(index[0], dict) and index[0].get("kind") == "range"
+    names = schema.names
+    if (not ranged or len(set(names)) != len(names)
+            or not all(f.type == pa.float32() for f in schema)):
+        return pd.read_parquet(file)
+    n = parquet.metadata.num_rows
+    matrix = ColumnMatrix(n, capacity=max(len(names), 1))
+    for name in names:
+        matrix.put(name, parquet.read(columns=[name]).column(0).to_numpy())
+    start, step = index[0]["start"], index[0]["step"]
+    frame = matrix.frame(pd.RangeIndex(start, start + n * step, step, name=index[0]["name"]))
+    return frame
 
 
 @dataclass
@@ -154,7 +177,7 @@ class Dataset:
         instruments = {s: Instrument(**v) for s, v in info.pop("instruments").items()}
         bars = {s: pd.read_parquet(path / "bars" / f"{s}.parquet") for s in instruments}
         return cls(
-            X=pd.read_parquet(path / "X.parquet"),
+            X=read_features(path / "X.parquet"),
             meta=pd.read_parquet(path / "meta.parquet"),
             bars=bars,
             instruments=instruments,

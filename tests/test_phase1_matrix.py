@@ -1,8 +1,8 @@
 """The in-place feature matrix of Phase 1 (factory/features/matrix.py) and what rests on it:
 float32 values exactly as numpy casts them, NaN counts and finite masks in the same pass,
 rows and columns dropped in place without disturbing a frame still in use, the feature
-threads changing nothing, the fast parquet of X reading back equal, and symbols whose
-ladders differ (one without finer bars) filling the other's columns with NaN."""
+threads changing nothing, the fast parquet of X and its reader giving pandas' frame, and
+symbols whose ladders differ (one without finer bars) filling the other's columns with NaN."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import factory.features.pipeline as pipeline
 from factory.config import build
 from factory.data.synthetic import SyntheticSource
-from factory.dataset import write_features
+from factory.dataset import read_features, write_features
 from factory.features.matrix import ColumnMatrix
 from factory.features.pipeline import FeaturePipeline
 from factory.phase1 import build_dataset
@@ -98,10 +98,19 @@ def test_fast_parquet_of_x_reads_back_equal(tmp_path):
             X.put(f"f{j}", v)
     frame = X.frame()
     write_features(frame, tmp_path / "X.parquet")
-    back = pd.read_parquet(tmp_path / "X.parquet")
-    assert back.columns.tolist() == frame.columns.tolist()
-    assert back.to_numpy().tobytes() == frame.to_numpy().tobytes()  # NaN payloads too
-    assert isinstance(back.index, pd.RangeIndex) and len(back) == 500
+    frame.to_parquet(tmp_path / "X_pandas.parquet")  # caches written before: nullable, dict
+    for file in ("X.parquet", "X_pandas.parquet"):
+        back = pd.read_parquet(tmp_path / file)
+        assert back.columns.tolist() == frame.columns.tolist()
+        assert isinstance(back.index, pd.RangeIndex) and len(back) == 500
+        fast = read_features(tmp_path / file)  # Dataset.load's reader: the same frame
+        pd.testing.assert_frame_equal(fast, back, check_exact=True)
+        assert fast.to_numpy().tobytes() == back.to_numpy().tobytes()
+    raw = pd.read_parquet(tmp_path / "X.parquet").to_numpy()
+    assert raw.tobytes() == frame.to_numpy().tobytes()  # NaN payloads too
+    other = pd.DataFrame({"a": np.arange(3.0), "b": [1, 2, 3]}, index=[5, 6, 7])
+    write_features(other, tmp_path / "other.parquet")  # not float32 / RangeIndex: pandas
+    pd.testing.assert_frame_equal(read_features(tmp_path / "other.parquet"), other)
 
 
 def test_symbol_without_finer_bars_gets_nan_in_the_finer_rung(make_cfg):
