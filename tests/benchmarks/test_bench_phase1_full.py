@@ -13,7 +13,9 @@ and meta (bytes, names, dtypes, order) and of the info/report (its timings aside
 
 Each run is preceded by a small warm-up run of the same code in its own interpreter, so the
 compiled kernels come from numba's on-disk cache (as on every run but a machine's first).
-Run: ``python -m pytest tests/benchmarks -m benchmark -s -k full``.
+``FACTORY_BENCH_REPEATS=3`` alternates three runs of each and reports the fastest (a shared
+machine's load comes and goes). Run: ``python -m pytest tests/benchmarks -m benchmark -s -k
+full``.
 """
 
 from __future__ import annotations
@@ -126,15 +128,26 @@ def _fmt(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
+def _best(runs: list[dict]) -> dict:
+    """The fastest run (Phase 1 + cache write): on a shared machine the least disturbed."""
+    return min(runs, key=lambda r: r["seconds"] + r["write"])
+
+
 @pytest.mark.benchmark
 def test_full_phase1_on_one_million_bars():
     reference = os.environ.get("FACTORY_BENCH_REFERENCE_ROOT")
-    before = _run(Path(reference), "reference") if reference else None
-    res = _run(ROOT, "check")
+    repeats = int(os.environ.get("FACTORY_BENCH_REPEATS", "1"))
+    befores, runs = [], []
+    for _ in range(repeats):  # alternated, so both see the same spells of load
+        if reference:
+            befores.append(_run(Path(reference), "reference"))
+        runs.append(_run(ROOT, "check"))
+    before = _best(befores) if befores else None
+    res = _best(runs)
     timings = dict(res["timings"])
     timings["cache_write"] = res["write"]
     total = res["seconds"] + res["write"]
-    gib = res["hwm_kib"] / 2**20
+    gib = max(r["hwm_kib"] for r in runs) / 2**20  # the highest of the runs
     rows = [[label, _fmt(timings.get(key))] for key, label in STAGES.items()]
     rows += [["other (config, tqdm, logging)",
               _fmt(res["seconds"] - sum(v for k, v in res["timings"].items()))],
@@ -148,10 +161,11 @@ def test_full_phase1_on_one_million_bars():
     figures = [["bars", res["bars"], None, "~1M"], ["rows", res["rows"], None, ""],
                ["features", res["features"], None, ">= 150"],
                ["label horizons", ", ".join(res["horizons"]), None, "5, 10, 15, 20"]]
-    notes = [f"1-min load average when each run ended: this tree {res['load']:.2f}"]
+    notes = [f"best of {repeats} run(s) each (FACTORY_BENCH_REPEATS), alternated; 1-min load "
+             f"average when the best ended: this tree {res['load']:.2f}"]
     if before:
         b_total = before["seconds"] + before["write"]
-        b_gib = before["hwm_kib"] / 2**20
+        b_gib = max(r["hwm_kib"] for r in befores) / 2**20
         figures += [
             ["Phase 1 seconds (cache=false)", _fmt(res["seconds"]), _fmt(before["seconds"]),
              f"{before['seconds'] / res['seconds']:.2f}x faster"],
@@ -166,8 +180,8 @@ def test_full_phase1_on_one_million_bars():
              f"{(before['cpu'] + before['write_cpu']) / (res['cpu'] + res['write_cpu']):.2f}x "
              "less (load-robust)"]]
         notes[0] += f", reference {before['load']:.2f} (run first: {reference})"
-        notes.append("outputs bit for bit equal to the reference (X, meta, info/report): "
-                     f"{before['digests'] == res['digests']}")
+        same = all(r["digests"] == before["digests"] for r in befores + runs)
+        notes.append(f"outputs bit for bit equal to the reference (X, meta, info/report): {same}")
     else:
         figures += [["Phase 1 seconds (cache=false)", _fmt(res["seconds"]), None, ""],
                     ["cache write seconds", _fmt(res["write"]), None, ""],
@@ -182,8 +196,8 @@ def test_full_phase1_on_one_million_bars():
     table("Full Phase 1 on ~1M one-minute bars: this tree vs the reference",
           ["figure", "this tree", "reference", "ratio / goal"], figures, notes)
     assert res["bars"] > 950_000 and res["features"] >= 150 and len(res["horizons"]) == 4
-    assert res["roundtrip"]
-    if before:
-        assert before["digests"] == res["digests"], "Phase-1 outputs differ from the reference"
+    assert all(r["roundtrip"] for r in runs)
+    for r in befores + runs:
+        assert r["digests"] == runs[0]["digests"], "Phase-1 outputs differ between runs"
     assert gib <= GOAL_GIB, f"peak RSS {gib:.2f} GiB over the {GOAL_GIB} GiB goal"
     assert total <= 4 * GOAL_SECONDS  # 4x the goal: a loaded machine must not fail the run
