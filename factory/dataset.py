@@ -23,13 +23,17 @@ weight      average uniqueness within the row's symbol and split (0 for gap rows
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from factory.data.bars import Instrument
+from factory.features.matrix import ColumnMatrix
 
 # The class vocabulary, defined here once and imported everywhere: labels, the column order of
 # every probability array (p_short, p_flat, p_long) and the names reports print.
@@ -67,6 +71,49 @@ def full_proba(proba: np.ndarray, classes) -> np.ndarray:
     """Probabilities over ``classes`` (the labels a model saw, its ``classes_``) in the 3
     fixed :data:`CLASSES` columns; a class the model never saw gets probability 0."""
     return place_columns(proba, class_positions(classes))
+
+
+def write_features(X: pd.DataFrame, file: Path) -> None:
+    """``X`` as parquet, fast: the Arrow columns wrap the frame's own arrays (no copy; NaN
+    stays NaN), columns without nulls are stored as required (no definition levels: a
+    third of the encoding work, and much faster to read), no dictionary encoding (float
+    features barely repeat, and trying it costs more than the rest of the write), no column
+    statistics, LZ4 pages. ``pd.read_parquet`` reads it like any pandas parquet (the pandas
+    metadata is kept)."""
+    options = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+    numeric = all(isinstance(t, np.dtype) and t.kind in "fiub" for t in X.dtypes)
+    if not numeric or not isinstance(X.index, pd.RangeIndex):  # pandas' own conversion
+        X.to_parquet(file, **options)
+        return
+    schema = pa.Schema.from_pandas(X, preserve_index=None)
+    arrays = [pa.array(X.iloc[:, j].to_numpy(), type=schema.field(j).type)
+              for j in range(X.shape[1])]
+    schema = pa.schema([f.with_nullable(a.null_count > 0) for f, a in zip(schema, arrays,
+                                                                          strict=True)],
+                       metadata=schema.metadata)
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), file, **options)
+
+
+def read_features(file: Path) -> pd.DataFrame:
+    """``pd.read_parquet(file)`` for a float32 ``X`` with a RangeIndex (any writer's, old
+    caches included), column by column into one :class:`ColumnMatrix`: the same frame
+    with one copy of the matrix in memory where Arrow's table plus pandas' conversion held
+    two. Anything else goes to ``pd.read_parquet``."""
+    parquet = pq.ParquetFile(file)
+    schema = parquet.schema_arrow
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    ranged = len(index) == 1 and isinstance(index[0], dict) and index[0].get("kind") == "range"
+    names = schema.names
+    if (not ranged or len(set(names)) != len(names)
+            or not all(f.type == pa.float32() for f in schema)):
+        return pd.read_parquet(file)
+    n = parquet.metadata.num_rows
+    matrix = ColumnMatrix(n, capacity=max(len(names), 1))
+    for name in names:
+        matrix.put(name, parquet.read(columns=[name]).column(0).to_numpy())
+    start, step = index[0]["start"], index[0]["step"]
+    frame = matrix.frame(pd.RangeIndex(start, start + n * step, step, name=index[0]["name"]))
+    return frame
 
 
 @dataclass
@@ -108,15 +155,20 @@ class Dataset:
         return np.flatnonzero(self.meta["split"].to_numpy() == split)
 
     def save(self, path: Path) -> None:
+        """Write ``X.parquet``, ``meta.parquet``, ``bars/<symbol>.parquet`` and ``info.json``
+        (read back by :meth:`load`). ``X`` goes on its own thread (parquet encoding releases
+        the GIL) while this one writes the rest."""
         path = Path(path)
         (path / "bars").mkdir(parents=True, exist_ok=True)
-        self.X.to_parquet(path / "X.parquet")
-        self.meta.to_parquet(path / "meta.parquet")
-        for sym, frame in self.bars.items():
-            frame.to_parquet(path / "bars" / f"{sym}.parquet")
-        instruments = {s: vars(i) for s, i in self.instruments.items()}
-        info = {**self.info, "instruments": instruments}
-        (path / "info.json").write_text(json.dumps(info, indent=2, default=str))
+        with ThreadPoolExecutor(1, thread_name_prefix="save-X") as pool:
+            features = pool.submit(write_features, self.X, path / "X.parquet")
+            self.meta.to_parquet(path / "meta.parquet")
+            for sym, frame in self.bars.items():
+                frame.to_parquet(path / "bars" / f"{sym}.parquet")
+            instruments = {s: vars(i) for s, i in self.instruments.items()}
+            info = {**self.info, "instruments": instruments}
+            (path / "info.json").write_text(json.dumps(info, indent=2, default=str))
+            features.result()
 
     @classmethod
     def load(cls, path: Path) -> Dataset:
@@ -125,7 +177,7 @@ class Dataset:
         instruments = {s: Instrument(**v) for s, v in info.pop("instruments").items()}
         bars = {s: pd.read_parquet(path / "bars" / f"{s}.parquet") for s in instruments}
         return cls(
-            X=pd.read_parquet(path / "X.parquet"),
+            X=read_features(path / "X.parquet"),
             meta=pd.read_parquet(path / "meta.parquet"),
             bars=bars,
             instruments=instruments,

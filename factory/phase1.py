@@ -14,14 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from factory.cache import PHASE1_VERSION, Phase1Cache, config_hash
 from factory.config import build
-from factory.data.bars import BarSet
+from factory.data.bars import BarSet, Instrument
 from factory.data.gaps import gap_report
 from factory.dataset import Dataset
+from factory.errors import FactoryError
+from factory.features.fitted import prefetch_hmmlearn
+from factory.features.matrix import ColumnMatrix, release_free_memory
 from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
 from factory.labeling.weights import sample_weights
@@ -30,18 +33,52 @@ from factory.splits.kfold import PurgedKFold
 
 log = logging.getLogger(__name__)
 
+# Stages of ``info["timings"]`` in pipeline order (seconds; not part of the cached result's
+# identity: the same config gives the same X/meta/report whatever these read).
+STAGES = ("bars", "labels", "catalog", "ladder", "assemble", "split_weights", "hmm",
+          "fracdiff", "selection", "report", "cache_write")
 
-def _symbol_frame(
-    symbol: str, bars: pd.DataFrame, features: FeaturePipeline, labels: pd.DataFrame,
-    base: pd.Timedelta, fine: pd.DataFrame | None = None, session_minutes: float = 1380.0,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Features and meta rows of one symbol's labelled bars, plus its report."""
-    feats = features.transform(bars, base, fine=fine)
+
+class Laps:
+    """Wall seconds per stage: :meth:`lap` charges the time since the previous lap."""
+
+    def __init__(self, seconds: dict[str, float] | None = None) -> None:
+        self.seconds = {} if seconds is None else seconds
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str | None) -> None:
+        """Charge the time since the last lap to ``stage`` (None: nested code timed it)."""
+        now = time.perf_counter()
+        if stage is not None:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def summary(self) -> str:
+        order = [s for s in STAGES if s in self.seconds]
+        order += [s for s in self.seconds if s not in order]
+        return ", ".join(f"{s} {self.seconds[s]:.2f}" for s in order)
+
+
+def _symbol_rows(
+    symbol: str, bars: pd.DataFrame, instrument: Instrument, features: FeaturePipeline,
+    labeler: TripleBarrierLabeler, matrix: ColumnMatrix, start: int, base: pd.Timedelta,
+    fine: pd.DataFrame | None = None, session_minutes: float = 1380.0, laps: Laps | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """One symbol: its features written to rows ``start:start+len(bars)`` of ``matrix``,
+    then its labels; returns the positions (within its bars) of its labelled rows with
+    finite features, their meta rows, and its report. (Labels come second so that the
+    label columns the meta rows do not keep never coexist with the feature threads.)"""
+    laps = Laps() if laps is None else laps
+    nan, finite = features.fill(matrix, bars, base, fine=fine, start=start,
+                                timings=laps.seconds)
+    release_free_memory()  # the feature threads' temporaries
+    laps.lap(None)
+    labels = labeler.label(bars, instrument)
+    laps.lap("labels")
     n = len(bars)
     warm = max(features.warmup_for(base), 0)
     position = np.arange(n)
     labelled = labels["exit_idx"].to_numpy() >= 0
-    finite = np.isfinite(feats.to_numpy()).all(axis=1)
     # labeling.events=cusum: only sampled bars are rows (counted in the report)
     sampled = labels["event"].to_numpy() if "event" in labels else np.ones(n, bool)
     keep = (position >= warm) & labelled & finite & sampled
@@ -50,23 +87,21 @@ def _symbol_frame(
         log.warning("%s: %d rows with non-finite features after warm-up excluded (see report)",
                     symbol, nonfinite_after_warmup)
     rows = np.flatnonzero(keep)
-    lab = labels.iloc[rows]
+
+    # meta-labels' primary side and the other horizons' labels ride along
+    names = ["exit_idx", "label", "ret_long", "ret_short", "cost", "touch", "barrier_up",
+             "barrier_dn", *(c for c in labels.columns if c.startswith("label_h") or c == "side")]
+    lab = {c: labels[c].to_numpy()[rows] for c in names}
+    del labels  # the label columns Phase 1 does not keep go now
     meta = pd.DataFrame({
         "timestamp": bars.index[rows],
         "symbol": symbol,
         "bar_idx": rows,
-        "exit_idx": lab["exit_idx"].to_numpy(),
-        "t1": bars.index[lab["exit_idx"].to_numpy()],
-        "label": lab["label"].to_numpy(),
-        "ret_long": lab["ret_long"].to_numpy(),
-        "ret_short": lab["ret_short"].to_numpy(),
-        "cost": lab["cost"].to_numpy(),
-        "touch": lab["touch"].to_numpy(),
-        "barrier_up": lab["barrier_up"].to_numpy(),
-        "barrier_dn": lab["barrier_dn"].to_numpy(),
-    })
-    for column in [c for c in lab.columns if c.startswith("label_h") or c == "side"]:
-        meta[column] = lab[column].to_numpy()  # other horizons; the meta-labels' primary side
+        "exit_idx": lab["exit_idx"],
+        "t1": bars.index[lab["exit_idx"]],
+        **lab,
+    }, copy=False)  # fresh arrays already: no consolidating copy
+    del lab
     report = {
         "bars": n,
         "warmup_bars": warm,
@@ -74,30 +109,44 @@ def _symbol_frame(
         "nonfinite_after_warmup": nonfinite_after_warmup,
         "not_sampled": int(((position >= warm) & labelled & ~sampled).sum()),
         "rows": len(rows),
-        "nan_share": {k: round(float(v), 6) for k, v in feats.isna().mean().items()},
+        "nan_share": {k: round(v / n if n else float("nan"), 6) for k, v in nan.items()},
         "gaps": gap_report(bars.index, base, break_minutes=1440.0 - session_minutes),
         "ladder_rungs_skipped": features.rungs(base, fine is not None)[1],
     }
-    return feats.iloc[rows].reset_index(drop=True), meta, report
+    laps.lap("assemble")
+    return rows, meta, report
 
 
-def _add_train_fitted(X: pd.DataFrame, meta: pd.DataFrame, barset: BarSet,
-                      features: FeaturePipeline) -> tuple[pd.DataFrame, dict]:
-    """Columns fitted on each symbol's training bars (bars up to its last training row)."""
+def _add_train_fitted(matrix: ColumnMatrix, meta: pd.DataFrame, barset: BarSet,
+                      features: FeaturePipeline, laps: Laps) -> dict:
+    """Columns fitted on each symbol's training bars (bars up to its last training row),
+    appended to ``matrix`` (NaN where a symbol has none); returns the fitted states."""
     fitted = features.fitted
     if not fitted.columns:
-        return X, {}
-    extra = {name: np.full(len(X), np.nan, np.float32) for name in fitted.columns}
+        return {}
+    clash = [c for c in fitted.columns if c in matrix]
+    if clash:
+        raise FactoryError(f"fitted feature column(s) {clash} (`features.fitted`) repeat "
+                           "columns of `features.groups`")
+    release_free_memory()  # before the fits' temporaries
+    matrix.reserve(len(fitted.columns))
+    for name in fitted.columns:
+        matrix.set_rows(name, np.zeros(0, np.int64), np.zeros(0))
     state = {}
     for sym, rows in meta.groupby("symbol", sort=True).indices.items():
         bars = barset.bars[sym]
         bar_idx = meta["bar_idx"].to_numpy()[rows]
         train_end = bar_idx[meta["split"].to_numpy()[rows] == "train"].max()
         mask = np.arange(len(bars)) <= train_end
-        columns, state[sym] = fitted.fit_transform(bars, mask)
-        for name, values in columns.items():
-            extra[name][rows] = values[bar_idx]
-    return pd.concat([X, pd.DataFrame(extra, index=X.index)], axis=1), state
+        laps.lap("assemble")
+        columns, state[sym] = fitted.fit_transform(bars, mask, timings=laps.seconds)
+        laps.lap(None)
+        for name in fitted.columns:
+            matrix.set_rows(name, rows, columns[name][bar_idx])
+        del columns
+        release_free_memory()
+    laps.lap("assemble")
+    return state
 
 
 def _select_features(X: pd.DataFrame, meta: pd.DataFrame, features: FeaturePipeline,
@@ -112,20 +161,32 @@ def _select_features(X: pd.DataFrame, meta: pd.DataFrame, features: FeaturePipel
 
 
 def build_dataset(
-    barset: BarSet, features: FeaturePipeline, labeler: TripleBarrierLabeler, split: HoldoutSplit
+    barset: BarSet, features: FeaturePipeline, labeler: TripleBarrierLabeler, split: HoldoutSplit,
+    laps: Laps | None = None,
 ) -> Dataset:
-    """Run Phase 1 on a loaded :class:`BarSet` (no caching)."""
-    xs, metas, report = [], [], {}
-    for sym in tqdm(barset.symbols, desc="phase 1", unit="symbol", leave=False):
-        bars = barset.bars[sym]
-        labels = labeler.label(bars, barset.instruments[sym])
-        x, meta, report[sym] = _symbol_frame(sym, bars, features, labels, barset.timeframe,
-                                             barset.fine.get(sym), barset.session_minutes)
-        xs.append(x)
+    """Run Phase 1 on a loaded :class:`BarSet` (no caching).
+
+    ``X`` is built in one float32 buffer (:class:`ColumnMatrix`): every symbol's features
+    are written to their rows of it, the labelled rows kept in place, the fitted columns
+    appended and the selected columns kept in place, so the matrix is never copied.
+    ``laps``: seconds per stage (:data:`STAGES`) are added to it; the dataset's
+    ``info["timings"]`` holds them."""
+    laps = Laps() if laps is None else laps
+    symbols = barset.symbols
+    starts = np.concatenate([[0], np.cumsum([len(barset.bars[s]) for s in symbols])])
+    matrix = ColumnMatrix(int(starts[-1]))
+    kept_rows, metas, report = [], [], {}
+    for i, sym in enumerate(tqdm(symbols, desc="phase 1", unit="symbol", leave=False)):
+        laps.lap(None)
+        rows, meta, report[sym] = _symbol_rows(
+            sym, barset.bars[sym], barset.instruments[sym], features, labeler, matrix,
+            int(starts[i]), barset.timeframe, barset.fine.get(sym), barset.session_minutes, laps)
+        kept_rows.append(rows + starts[i])
         metas.append(meta)
-    X = pd.concat(xs, ignore_index=True) if len(xs) > 1 else xs[0]
-    xs.clear()  # free the per-symbol frames before the next full-size step
-    meta = pd.concat(metas, ignore_index=True)
+    matrix.keep_rows(np.concatenate(kept_rows))
+    meta = metas[0] if len(metas) == 1 else pd.concat(metas, ignore_index=True)
+    del metas
+    laps.lap("assemble")
     require_rows(report, split, labeler.horizon, barset, features.name)  # too short: say why
     meta["split"] = split.assign(meta)
     meta["weight"] = 0.0
@@ -140,18 +201,27 @@ def build_dataset(
             len(barset.bars[sym]),
             decay=labeler.time_decay,
         )
-    X, fitted_state = _add_train_fitted(X, meta, barset, features)
+    laps.lap("split_weights")
+    fitted_state = _add_train_fitted(matrix, meta, barset, features, laps)
+    X = matrix.frame()
     kept, dropped = features.select_columns(X, np.flatnonzero(meta["split"] == "train"))
-    X = X[kept]
+    if kept != matrix.names:
+        del X  # the frame views the buffer: drop it so the columns move in place
+        matrix.keep_columns(kept)
+        X = matrix.frame()
     if any(dropped.values()):
         log.info("features dropped on training rows: %s",
                  {k: len(v) for k, v in dropped.items() if v})
     selection = None
     if features.selection is not None:  # MDA inside purged folds of the training rows
         kept, selection = _select_features(X, meta, features, split)
-        X = X[kept]
+        if kept != matrix.names:  # a subsequence of the columns: in place as above
+            del X
+            matrix.keep_columns(kept)
+            X = matrix.frame()
+    laps.lap("selection")
     for sym in barset.symbols:
-        sub = meta[meta["symbol"] == sym]
+        sub = meta if len(barset.symbols) == 1 else meta[meta["symbol"] == sym]
         report[sym]["splits"] = sub["split"].value_counts().to_dict()
         report[sym]["labels"] = {
             s: sub.loc[sub["split"] == s, "label"].value_counts().sort_index().to_dict()
@@ -172,6 +242,7 @@ def build_dataset(
                    "feature_warmups": features.warmups(), "features_kept": len(kept),
                    "selection": selection},
         "fitted": fitted_state,
+        "timings": laps.seconds,
     }
     for sym in barset.symbols:
         rep = report[sym]
@@ -179,6 +250,7 @@ def build_dataset(
                  rep["bars"], rep["rows"], rep["warmup_bars"],
                  {k: v for k, v in rep["gaps"].items() if k != "largest_intraday"},
                  rep["splits"])
+    laps.lap("report")
     return Dataset(X=X, meta=meta, bars=barset.bars, instruments=barset.instruments, info=info)
 
 
@@ -214,15 +286,23 @@ def _load_or_build(cfg: DictConfig, key: str,
                  time.perf_counter() - t0)
         return ds, key, True
     t0 = time.perf_counter()
+    laps = Laps()
+    if OmegaConf.select(cfg, "features.fitted.hmm"):
+        prefetch_hmmlearn()  # overlaps the data and features; only the fit needs it
     barset: BarSet = build(cfg.data).load()
+    release_free_memory()  # the source's temporaries (parsing, generation, resampling)
     features: FeaturePipeline = build(cfg.features)
     labeler: TripleBarrierLabeler = build(cfg.labeling)
     split: HoldoutSplit = build(cfg.cv)
-    ds = build_dataset(barset, features, labeler, split)
+    laps.lap("bars")
+    ds = build_dataset(barset, features, labeler, split, laps)
     ds.info["key"] = key
     log.info("phase1 computed %s <rows=%d, features=%d, seconds=%.2f>", key, len(ds.X),
              ds.X.shape[1], time.perf_counter() - t0)
     if cache is not None:
+        laps.lap(None)
         cache.store(key, ds.save)
+        laps.lap("cache_write")
         log.info("phase1 cache stored %s", Path(cache.path(key)))
+    log.info("phase1 seconds per stage: %s", laps.summary())
     return ds, key, False

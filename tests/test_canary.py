@@ -82,16 +82,17 @@ def test_canary_every_family_scores_at_chance_on_a_random_walk(root, family):
 
 
 def _leak(monkeypatch, horizon: int) -> None:
-    """A feature that reads the future: the sign of the next ``horizon`` bars' move."""
-    transform = FeaturePipeline.transform
+    """A feature that reads the future: the sign of the next ``horizon`` bars' move, added
+    where Phase 1 (and ``transform``) write the features: ``FeaturePipeline.fill``."""
+    fill = FeaturePipeline.fill
 
-    def leaky(self, bars, base=None, fine=None):
-        frame = transform(self, bars, base, fine)
+    def leaky(self, matrix, bars, base=None, fine=None, start=0, timings=None):
+        nan, finite = fill(self, matrix, bars, base, fine, start, timings)
         future = bars["close"].shift(-horizon) / bars["open"].shift(-1) - 1.0
-        frame["leak"] = np.sign(future.fillna(0.0).to_numpy()).astype(np.float32)
-        return frame
+        nan["leak"] = matrix.put("leak", np.sign(future.fillna(0.0).to_numpy()), start, finite)
+        return nan, finite
 
-    monkeypatch.setattr(FeaturePipeline, "transform", leaky)
+    monkeypatch.setattr(FeaturePipeline, "fill", leaky)
 
 
 def test_the_canary_catches_a_planted_leak(monkeypatch, tmp_path):

@@ -21,7 +21,7 @@ from scipy.stats import multivariate_normal
 from factory.data.synthetic import SyntheticSource
 from factory.errors import FactoryError
 from factory.features.catalog.regime import trend_regime, volatility_regime
-from factory.features.hmm_filter import forward_filter
+from factory.features.hmm_filter import forward_filter, forward_filter_numpy
 from factory.features.regimes import HMMRegimes
 from factory.features.registry import catalog
 
@@ -197,6 +197,8 @@ def test_blocked_filter_any_block_size(block):
     log_b = rng.standard_normal((1300, 3)) * 6.0  # sharp, often conflicting evidence
     got = forward_filter(log_b, pi, A, block=block)
     np.testing.assert_allclose(got, _naive_filter(log_b, pi, A), rtol=0, atol=1e-12)
+    # the compiled passes repeat the numpy reference's operations: bit for bit
+    np.testing.assert_array_equal(got, forward_filter_numpy(log_b, pi, A, block=block))
     for t in (0, 1, block - 1, block, block + 1, 777, 1299):  # any prefix: bit-identical
         if t < len(log_b):
             np.testing.assert_array_equal(forward_filter(log_b[: t + 1], pi, A, block=block),

@@ -51,12 +51,14 @@ def infer_timeframe(index: pd.DatetimeIndex) -> pd.Timedelta:
     diffs = diffs[diffs > 0]
     if diffs.size == 0:
         raise FactoryError("cannot infer the bar timeframe: all timestamps are identical")
-    values, counts = np.unique(diffs, return_counts=True)
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    counts = pd.Series(diffs).value_counts(sort=False)  # hashing: no sort of n spacings
+    tally = counts.to_numpy()
+    return pd.Timedelta(int(counts.index.to_numpy()[tally == tally.max()].min()), unit="ns")
 
 
 def resample_bars(
-    bars: pd.DataFrame, timeframe: pd.Timedelta | str, label: str | None = None
+    bars: pd.DataFrame, timeframe: pd.Timedelta | str, label: str | None = None,
+    spacing: pd.Timedelta | None = None,
 ) -> pd.DataFrame:
     """Aggregate OHLCV ``bars`` (sorted DatetimeIndex) into ``timeframe`` bins.
 
@@ -65,6 +67,8 @@ def resample_bars(
     Returns ``bars`` itself when it already is at ``timeframe``. Raises :class:`FactoryError`
     when the source is coarser than ``timeframe`` or ``timeframe`` is not a whole multiple of
     the source spacing. ``label`` (e.g. ``"data.csv [MES]"``) prefixes error messages.
+    ``spacing``: ``infer_timeframe(bars.index)`` when the caller already has it (a ladder
+    resamples the same bars to many timeframes).
     """
     target = parse_timeframe(timeframe)
     where = f"{label}: " if label else ""
@@ -79,7 +83,7 @@ def resample_bars(
         raise FactoryError(f"{where}cannot resample: timestamps are not sorted ascending")
 
     if len(bars) >= 2:
-        source = infer_timeframe(bars.index)
+        source = infer_timeframe(bars.index) if spacing is None else spacing
         if source == target:
             return bars
         if source > target:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from numba import njit
 
 # Rows per block of the blocked forward filter. Fixed (never derived from the data length),
 # so blocks are anchored at the first valid bar and a prefix of the bars gives bit-identical
@@ -45,10 +46,11 @@ def gaussian_log_likelihood(x: np.ndarray, means: np.ndarray, covars: np.ndarray
     return out
 
 
-def forward_filter(
+def forward_filter_numpy(
     log_b: np.ndarray, startprob: np.ndarray, transmat: np.ndarray, block: int = FILTER_BLOCK
 ) -> np.ndarray:
-    """Filtered state probabilities ``P(s_t | o_0..o_t)`` of an HMM, one row per step.
+    """Filtered state probabilities ``P(s_t | o_0..o_t)`` of an HMM, one row per step: the
+    vectorised numpy reference of :func:`forward_filter` (bit-identical results).
 
     ``log_b`` is (n, K) emission log-likelihoods (a row of zeros = a missing observation: the
     step only predicts). Row 0 is ``startprob * b_0`` normalised; row t is
@@ -65,28 +67,22 @@ def forward_filter(
     ``log_b`` (blocks are anchored at row 0 and all arithmetic is elementwise).
     ``transmat`` must have no zero entry (:class:`HMMRegimes` floors it at 1e-12).
     """
-    log_b = np.asarray(log_b, dtype=np.float64)
-    n, k_states = log_b.shape
-    out = np.empty((n, k_states))
-    if n == 0:
+    out, scaled, A = _first_row(log_b, startprob, transmat)
+    if scaled is None:
         return out
-    A = np.asarray(transmat, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        log_pi = np.log(np.asarray(startprob, dtype=np.float64))
-    a0 = log_pi + log_b[0]
-    a0 = np.exp(a0 - np.max(a0))
-    out[0] = a0 / _sum_first(a0)
-    if n == 1:
-        return out
-    # scaled emissions: max 1 per row (a per-row constant cancels in the normalisation)
-    emis = np.exp(log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True))
+    n, k_states = out.shape
     m = n - 1
     n_blocks = -(-m // block)
-    pad = n_blocks * block - m
-    if pad:
-        emis = np.concatenate([emis, np.ones((pad, k_states))])
-    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis
-    emis = np.ascontiguousarray(emis.reshape(n_blocks, block, k_states).transpose(1, 2, 0))
+    full = m // block
+    # (block, K, n_blocks): step j of every block, the blocks along the last, contiguous axis;
+    # filled block by block (no padded copy), steps past the last row are ones
+    emis = np.empty((block, k_states, n_blocks))
+    by_block = emis.transpose(2, 0, 1)  # (n_blocks, block, K) view
+    by_block[:full] = scaled[: full * block].reshape(full, block, k_states)
+    if full < n_blocks:
+        by_block[full, : m - full * block] = scaled[full * block:]
+        by_block[full, m - full * block:] = 1.0
+    del scaled
 
     def steps():
         """Yield (j, R, d): each block's product of steps 0..j as diag(d) @ R.
@@ -125,6 +121,124 @@ def forward_filter(
         ok = pos + j < m
         rows[pos[ok] + j] = alpha_j[:, ok].T
     return out
+
+
+def forward_filter(
+    log_b: np.ndarray, startprob: np.ndarray, transmat: np.ndarray, block: int = FILTER_BLOCK
+) -> np.ndarray:
+    """Filtered state probabilities ``P(s_t | o_0..o_t)`` of an HMM, one row per step.
+
+    ``log_b`` is (n, K) emission log-likelihoods (a row of zeros = a missing observation: the
+    step only predicts). Row 0 is ``startprob * b_0`` normalised; row t is
+    ``(alpha_{t-1} @ transmat) * b_t`` normalised. Row t uses rows <= t of ``log_b`` only.
+
+    The blocked evaluation of :func:`forward_filter_numpy` (see there), compiled: the same
+    operations in the same order, block by block instead of all blocks per step, so the
+    results are bit-identical (tested), with no (block, K, blocks) emission copy, in ~0.1 s
+    for a million rows where the numpy passes take ~0.8 s.
+    """
+    out, scaled, A = _first_row(log_b, startprob, transmat)
+    if scaled is not None:
+        _filter_rows(scaled, A, out, int(block))
+    return out
+
+
+def _first_row(log_b, startprob, transmat) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(out with row 0 filled, the emissions of rows 1.. scaled to max 1 per row, A)."""
+    log_b = np.asarray(log_b, dtype=np.float64)
+    n, k_states = log_b.shape
+    out = np.empty((n, k_states))
+    A = np.asarray(transmat, dtype=np.float64)
+    if n == 0:
+        return out, None, A
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(np.asarray(startprob, dtype=np.float64))
+    a0 = log_pi + log_b[0]
+    a0 = np.exp(a0 - np.max(a0))
+    out[0] = a0 / _sum_first(a0)
+    if n == 1:
+        return out, None, A
+    # scaled emissions: max 1 per row (a per-row constant cancels in the normalisation)
+    scaled = log_b[1:] - np.max(log_b[1:], axis=1, keepdims=True)
+    np.exp(scaled, out=scaled)
+    return out, scaled, A
+
+
+@njit(cache=True, nogil=True)
+def _filter_rows(scaled, A, out, block):  # pragma: no cover (compiled)
+    """Rows 1.. of ``out`` (row 0 given), as :func:`forward_filter_numpy`'s two passes,
+    operation for operation: pass 0 multiplies each block's steps to carry alpha across
+    blocks, pass 1 emits every row from its block's entering alpha. One function (no
+    helpers) to keep the first compile short."""
+    m, K = scaled.shape
+    n_blocks = (m + block - 1) // block
+    R, T = np.empty((K, K)), np.empty((K, K))
+    d, rs, w, res = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    enter = np.empty((n_blocks, K))
+    alpha = out[0].copy()
+    for p in range(2):
+        for b in range(n_blocks):
+            if p == 0:
+                enter[b] = alpha
+                if b + 1 == n_blocks:
+                    break
+                steps = block
+            else:
+                steps = min(block, m - b * block)
+            R[:] = 0.0
+            for i in range(K):
+                R[i, i] = 1.0
+            d[:] = 1.0
+            for j in range(steps):
+                t = b * block + j
+                # one step of the block product: T = R @ A * emission_t, rows renormalised
+                for i in range(K):
+                    for col in range(K):
+                        v = R[i, 0] * A[0, col]
+                        for k in range(1, K):
+                            v = v + R[i, k] * A[k, col]
+                        T[i, col] = v * (scaled[t, col] if t < m else 1.0)
+                for i in range(K):
+                    acc = T[i, 0]
+                    for col in range(1, K):
+                        acc = acc + T[i, col]
+                    rs[i] = acc
+                for i in range(K):
+                    for col in range(K):
+                        R[i, col] = T[i, col] / rs[i]
+                    d[i] = d[i] * rs[i]
+                mx = d[0]  # np.max: NaN if any
+                for i in range(1, K):
+                    if np.isnan(d[i]) or d[i] > mx or np.isnan(mx):
+                        mx = d[i] if not np.isnan(mx) else mx
+                for i in range(K):
+                    d[i] = d[i] / mx
+                if p == 0 and j < steps - 1:
+                    continue
+                # normalise(alpha @ diag(d) @ R): alpha entering the block (pass 1) or the
+                # carried one (pass 0, after the block's last step)
+                for i in range(K):
+                    w[i] = (enter[b, i] if p == 1 else alpha[i]) * d[i]
+                mx = w[0]
+                for i in range(1, K):
+                    if np.isnan(w[i]) or w[i] > mx or np.isnan(mx):
+                        mx = w[i] if not np.isnan(mx) else mx
+                for i in range(K):
+                    w[i] = w[i] / mx
+                for col in range(K):
+                    acc = w[0] * R[0, col]
+                    for i in range(1, K):
+                        acc = acc + w[i] * R[i, col]
+                    res[col] = acc
+                total = res[0]
+                for col in range(1, K):
+                    total = total + res[col]
+                for col in range(K):
+                    res[col] = res[col] / total
+                if p == 0:
+                    alpha[:] = res
+                else:
+                    out[1 + t] = res
 
 
 def _sum_first(x: np.ndarray) -> np.ndarray:

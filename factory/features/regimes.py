@@ -352,7 +352,10 @@ class HMMRegimes:
         if self.params_ is None:
             raise FactoryError("HMMRegimes.observe before fit")
         p = self.params_
-        return self._clip((_observations(bars, self._parsed) - p["obs_mean"]) / p["obs_std"])
+        x = _observations(bars, self._parsed)
+        x -= p["obs_mean"]  # in place (a million rows): the same arithmetic, no temporaries
+        x /= p["obs_std"]
+        return x if self.clip is None else np.clip(x, -self.clip, self.clip, out=x)
 
     def transform(self, bars: pd.DataFrame) -> Columns:
         """``hmm_p{k}`` (filtered P(state k | bars <= t)) and ``hmm_state`` (their argmax).
@@ -366,18 +369,24 @@ class HMMRegimes:
         n = len(bars)
         x = self.observe(bars)
         valid = np.isfinite(x).all(axis=1)
-        probs = np.full((n, self.n_states), np.nan)
         first = int(np.argmax(valid)) if valid.any() else n
+        probs = np.zeros((0, self.n_states))
         if first < n:
+            # full-length temporaries are tens of MB on a million bars: in place, freed early
             xs = x[first:]
-            log_b = gaussian_log_likelihood(np.where(np.isfinite(xs), xs, 0.0), p["means"],
-                                            p["covars"])
+            xs[~np.isfinite(xs)] = 0.0
+            log_b = gaussian_log_likelihood(xs, p["means"], p["covars"])
+            del x, xs
             log_b[~valid[first:]] = 0.0  # a missing observation: predict only
             A = np.maximum(p["transmat"], PROB_FLOOR)  # identity for fitted (floored) params
-            probs[first:] = forward_filter(log_b, p["startprob"], A)
-        out = {f"hmm_p{k}": probs[:, k].copy() for k in range(self.n_states)}
+            probs = forward_filter(log_b, p["startprob"], A)
+            del log_b
+        out = {}
+        for k in range(self.n_states):
+            out[f"hmm_p{k}"] = np.full(n, np.nan)
+            out[f"hmm_p{k}"][first:] = probs[:, k]
         state = np.full(n, np.nan)
-        state[first:] = np.argmax(probs[first:], axis=1)
+        state[first:] = np.argmax(probs, axis=1)
         out["hmm_state"] = state
         return out
 

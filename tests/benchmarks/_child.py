@@ -122,7 +122,7 @@ def phase1(tmp: str, overrides_json: str, repeats: str = "1", save: str = "0") -
     rss_imports = vm_rss_kib()
     st = Stages()
     st.wrap(SyntheticSource, "load", "generate", "generate")
-    st.wrap(FeaturePipeline, "transform", "features", "features")
+    st.wrap(FeaturePipeline, "fill", "features", "features")  # Phase 1 writes X in place
     st.wrap(TripleBarrierLabeler, "label", "labels", "labels")
     st.wrap(HoldoutSplit, "assign", "split+weights", None)  # runs to the end of build_dataset
     st.wrap(p1, "sample_weights", "uniqueness", "uniqueness")

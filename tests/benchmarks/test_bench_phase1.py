@@ -2,7 +2,7 @@
 
 Run: ``python -m pytest tests/benchmarks -m benchmark -s``. Each Phase-1 build runs in a
 fresh interpreter (``_child.phase1``) so its peak RSS is its own; stages are timed by
-wrapping the library's own calls (``SyntheticSource.load``, ``FeaturePipeline.transform``,
+wrapping the library's own calls (``SyntheticSource.load``, ``FeaturePipeline.fill``,
 ``TripleBarrierLabeler.label``, ``HoldoutSplit.assign`` ... end of ``build_dataset``), so the
 figures are those of the real ``factory.phase1.load_or_build``.
 """
@@ -46,7 +46,7 @@ LABEL_KEYS = ("label", "exit_idx", "ret_long", "ret_short", "cost", "touch")
 STAGES = [  # (row label, key in the child's figures; None = derived), in time order
     ("generate (SyntheticSource.load)", "generate"),
     ("labels (TripleBarrierLabeler.label)", "labels"),
-    ("features (FeaturePipeline.transform)", "features"),
+    ("features (FeaturePipeline.fill)", "features"),
     ("frame assembly (rows, float32, concat)", None),
     ("split + weights (+ report)", "split+weights"),
     ("  of which average_uniqueness", "uniqueness"),

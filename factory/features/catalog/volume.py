@@ -34,14 +34,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import talib
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import njit
 
 from factory.features.catalog._common import max_of
 from factory.features.catalog.temporal import SESSION_GAP_MINUTES, session_starts
 from factory.features.registry import Columns, register
 
 RATIO_FLOOR = 1e-3
-_CHUNK_ELEMENTS = 1 << 22  # window-matrix elements processed at once (32 MB of float64)
 
 
 def _col(bars: pd.DataFrame, key: str) -> np.ndarray:
@@ -72,22 +71,29 @@ def obv(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 60)) -> Columns:
             for w in windows}
 
 
+@njit(cache=True, nogil=True)
+def _percentile_kernel(values, w, out):  # pragma: no cover (compiled)
+    for t in range(w - 1, values.shape[0]):
+        last = values[t]
+        below = 0
+        ties = 0
+        for k in range(t - w + 1, t + 1):
+            below += values[k] < last
+            ties += values[k] == last
+        out[t] = (below + 0.5 * (ties - 1)) / (w - 1)
+
+
 def trailing_percentile(values: np.ndarray, w: int) -> np.ndarray:
     """Share of the other ``w - 1`` values of the trailing window below the last one (ties
-    half), chunked over the sliding-window matrix."""
+    half): ``(#{v < last} + (#{v == last} - 1) / 2) / (w - 1)`` over the window, counted
+    by a compiled loop (the same comparisons and arithmetic as on the window matrix)."""
+    values = np.ascontiguousarray(values, np.float64)
     out = np.full(values.size, np.nan)
     if w < 2 or values.size < w:
         if w == 1:
             out[:] = 0.5
         return out
-    view = sliding_window_view(values, w)
-    step = max(1, _CHUNK_ELEMENTS // w)
-    for lo in range(0, view.shape[0], step):
-        win = view[lo:lo + step]
-        last = win[:, -1:]
-        below = (win < last).sum(axis=1)
-        ties = (win == last).sum(axis=1) - 1
-        out[lo + w - 1:lo + w - 1 + win.shape[0]] = (below + 0.5 * ties) / (w - 1)
+    _percentile_kernel(values, int(w), out)
     return out
 
 

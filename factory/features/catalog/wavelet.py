@@ -97,10 +97,11 @@ def trailing_haar_energies(values: np.ndarray, window: int) -> np.ndarray:
 def haar_energy_shares(values: np.ndarray, window: int) -> np.ndarray:
     """Energy shares, shape (L + 1, n), of the trailing window ending at each position (NaN
     where the window is incomplete or holds a NaN; zeros where its energy is 0)."""
-    energy = trailing_haar_energies(values, window)
-    total = energy.sum(axis=0)
+    share = trailing_haar_energies(values, window)
+    total = share.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, energy / total, 0.0)
+        np.divide(share, total, out=share)  # in place: no (L + 1, n) temporaries
+    share[:, ~(total > 0)] = 0.0
     share[:, np.isnan(total)] = np.nan
     return share
 
