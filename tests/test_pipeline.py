@@ -10,12 +10,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from factory.experiment import run
-from tests.conftest import CONF, model_names
+from tests.conftest import CONF, model_names, yaml_test_sizes
 
 REQUIRED = {"accuracy", "f1_macro", "log_loss", "sharpe", "sortino", "max_drawdown", "win_rate",
             "profit_factor", "n_trades"}
-FAST = {"xgboost": ["model.n_estimators=60"], "lightgbm": ["model.n_estimators=60"],
-        "catboost": ["model.n_estimators=60"], "random_forest": ["model.n_estimators=30"]}
 
 
 def _trained_by(model: str) -> str:
@@ -29,7 +27,9 @@ OTHERS = [m for m in model_names() if _trained_by(m) != "tabular"]
 
 @pytest.mark.parametrize("model", TABULAR)
 def test_each_model_runs_end_to_end(make_cfg, tmp_path, model):
-    cfg = make_cfg(f"model={model}", "evaluation.plots=true", *FAST.get(model, []))
+    sizes = yaml_test_sizes(CONF / "model" / f"{model}.yaml")  # the YAML's own test size
+    cfg = make_cfg(f"model={model}", "evaluation.plots=true",
+                   *(f"model.{k}={v}" for k, v in sizes.items()))
     objective = run(cfg)
     out = tmp_path / "run"
     metrics = json.loads((out / "metrics.json").read_text())
