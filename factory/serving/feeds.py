@@ -39,12 +39,16 @@ class SymbolFeed:
     def last(self) -> pd.Timestamp | None:
         return pd.Timestamp(self._ring[-1][0], tz="UTC") if self._ring else None
 
+    def push(self, ns: int, values) -> None:
+        """Append one checked bar: its open time (ns since the epoch, UTC) and OHLCV."""
+        self._ring.append((int(ns), *values))
+        self.seen += 1
+
     def append(self, frame: pd.DataFrame) -> None:
         """Append checked bars (a frame indexed by open time, OHLCV columns)."""
         stamps = frame.index.as_unit("ns").asi8
         for ts, row in zip(stamps, frame[list(OHLCV)].to_numpy(np.float64), strict=True):
-            self._ring.append((int(ts), *row.tolist()))
-        self.seen += len(frame)
+            self.push(ts, row.tolist())
 
     def replace(self, frame: pd.DataFrame) -> None:
         """Hold ``frame``'s bars (its last ``capacity``) instead of the current ones."""
@@ -60,10 +64,16 @@ class SymbolFeed:
                 raise RuntimeError(f"{self.symbol}: {new} bars arrived during a reload, more "
                                    f"than the {self.capacity} held")
             rows = rows[len(rows) - new:] if new else []
-        data = np.asarray([r[1:] for r in rows], np.float64).reshape(len(rows), len(OHLCV))
-        index = pd.DatetimeIndex(np.asarray([r[0] for r in rows], "datetime64[ns]"),
-                                 name="timestamp").tz_localize("UTC")
-        return pd.DataFrame(data, index=index, columns=list(OHLCV))
+        return bar_frame([r[0] for r in rows], [r[1:] for r in rows])
+
+
+def bar_frame(stamps_ns, values) -> pd.DataFrame:
+    """Bars as the streamer reads them: a UTC open-time index (from ns since the epoch) and
+    float64 OHLCV columns."""
+    data = np.asarray(values, np.float64).reshape(len(stamps_ns), len(OHLCV))
+    index = pd.DatetimeIndex(np.asarray(stamps_ns, "datetime64[ns]"),
+                             name="timestamp").tz_localize("UTC")
+    return pd.DataFrame(data, index=index, columns=list(OHLCV))
 
 
 def bundle_id(bundle) -> str:

@@ -4,8 +4,9 @@ A body is one bar (a JSON object) or several (a JSON array of objects); each bar
 ``symbol, timestamp, open, high, low, close, volume``. Pydantic parses the JSON (numbers
 only, finite, prices > 0, volume >= 0, a timezone on the timestamp); what it refuses
 becomes a :class:`ServeError` whose message names the field (``close`` for a single bar,
-``bars[2].close`` in an array), the value and the fix. The checks that need the server's
-state (symbol, warm-up, time order, the bar grid, OHLC consistency) are in
+``bars[2].close`` in an array), the value and the fix; so does a bar whose low or high
+breaks ``low <= open, close <= high`` (the streamer's own rule). The checks that need the
+server's state (symbol, warm-up, time order, the bar grid) are in
 :mod:`factory.serving.service`; every one of them runs before any state changes.
 """
 
@@ -59,19 +60,34 @@ class Bar(BaseModel):
     def time(self) -> pd.Timestamp:
         return pd.Timestamp(self.timestamp).tz_convert("UTC")
 
-    def mapping(self) -> dict:
-        """The bar as :func:`factory.bundle.stream.as_bar_frame` takes it."""
-        return {"timestamp": self.time, "open": self.open, "high": self.high, "low": self.low,
-                "close": self.close, "volume": self.volume}
+    def values(self) -> tuple[float, float, float, float, float]:
+        return self.open, self.high, self.low, self.close, self.volume
+
+    def range_error(self, i: int, many: bool) -> ServeError | None:
+        """The streamer's OHLC rule (``low <= open, close <= high``), naming the field."""
+        for name, value, bound, bad in (
+                ("low", self.low, min(self.open, self.close), self.low > min(self.open,
+                                                                             self.close)),
+                ("high", self.high, max(self.open, self.close), self.high < max(self.open,
+                                                                               self.close))):
+            if bad:
+                field = where(i, name, many)
+                side = "above" if name == "low" else "below"
+                return ServeError(422, "invalid_bar", field, (
+                    f"{field} {value!r} is {side} the {'lower' if name == 'low' else 'higher'}"
+                    f" of open and close ({bound!r}); need low <= open, close <= high: send "
+                    f"the bar's true {name}"))
+        return None
 
 
 _ONE, _MANY = TypeAdapter(Bar), TypeAdapter(list[Bar])
 
 
 def where(i: int, name: str | None, many: bool) -> str:
-    """The name of a field in the request: ``close`` (one bar) or ``bars[2].close``."""
+    """The name of a field in the request: ``close`` (one bar) or ``bars[2].close``; the
+    whole bar is ``bar`` or ``bars[2]``."""
     if not many:
-        return name or "body"
+        return name or "bar"
     return f"bars[{i}]" + (f".{name}" if name else "")
 
 
@@ -88,6 +104,10 @@ def parse_bars(body: bytes, max_bars: int | None = None) -> tuple[list[Bar], boo
         raise _refusal(exc.errors(include_url=False)[0], many) from None
     if not bars:
         raise ServeError(422, "invalid_bar", "body", f"the array is empty; {SHAPE}")
+    for i, bar in enumerate(bars):
+        error = bar.range_error(i, many)
+        if error is not None:
+            raise error
     if max_bars is not None and len(bars) > max_bars:
         raise ServeError(413, "too_many_bars", "body",
                          f"{len(bars)} bars in one request, more than `serve.max_bars` "

@@ -6,10 +6,10 @@
 :meth:`Service.health`; :mod:`factory.serving.app` is only the HTTP shell around them.
 
 **Checks before state.** A request is checked whole before any bar is fed: the symbol is
-served, its streamer is warm, each bar is on the bundle's bar grid, finite and
-OHLC-consistent (:func:`~factory.bundle.stream.as_bar_frame`, the streamer's own check),
-and newer than the symbol's last bar and the request's previous bar of that symbol. A
-refused request raises :class:`~factory.serving.requests.ServeError` and changes nothing.
+served, its streamer is warm, each bar is on the bundle's bar grid, and newer than the
+symbol's last bar and the request's previous bar of that symbol (the values were checked
+when the body was parsed: :mod:`factory.serving.requests`). A refused request raises
+:class:`~factory.serving.requests.ServeError` and changes nothing.
 
 **Order.** A request takes the locks of its symbols in sorted order, so each symbol's bars
 are fed one request at a time, and requests for other symbols run beside it. A hot reload
@@ -29,10 +29,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from factory.bundle.stream import OHLCV, as_bar_frame
+from factory.bundle.stream import as_bar_frame
 from factory.dataset import PROBA_COLUMNS
 from factory.errors import FactoryError
-from factory.serving.feeds import Deployment, SymbolFeed
+from factory.serving.feeds import Deployment, SymbolFeed, bar_frame
 from factory.serving.metrics import Metrics
 from factory.serving.predlog import DriftCheck, LogSink
 from factory.serving.reload import BundleSource, Housekeeper, Reloader
@@ -126,14 +126,11 @@ class Service:
                     zip(bars, frames, strict=True)]
 
     def _bar_frame(self, i: int, bar: Bar, many: bool) -> pd.DataFrame:
+        """The one-row frame of a parsed bar (values checked by :func:`parse_bars`)."""
         if bar.symbol not in self.feeds:
             raise self._unknown(i, bar.symbol, many)
         self._check_grid(i, bar.time, many)
-        try:
-            return as_bar_frame(bar.mapping(), bar.symbol)
-        except FactoryError as exc:
-            raise ServeError(422, "invalid_bar", where(i, None, many),
-                             f"{where(i, None, many)}: {exc}") from None
+        return bar_frame([bar.time.value], [bar.values()])
 
     def _unknown(self, i: int, symbol: str, many: bool) -> ServeError:
         served = self.deployment.symbols
@@ -170,7 +167,7 @@ class Service:
     def _serve(self, dep: Deployment, symbol: str, frame: pd.DataFrame) -> dict:
         streamer = dep.streamers[symbol]
         pred = streamer.update(frame)
-        self.feeds[symbol].append(frame)
+        self.feeds[symbol].push(frame.index.asi8[0], frame.to_numpy()[0].tolist())
         if streamer.timings:  # the streamer's (features, model) seconds; kept bounded here
             features, model = streamer.timings.pop()
             self.metrics.stage.labels("features").observe(features)
@@ -261,28 +258,18 @@ class Service:
             return {s: self._symbol_status(dep, s) for s in sorted(built)}
 
     def _history(self, symbol: str, items: list[tuple[int, Bar]], many: bool) -> pd.DataFrame:
-        """One symbol's warm-up bars as a frame, checked: strictly increasing, and each bar
-        as :func:`as_bar_frame` checks a live one (the first bad bar is named)."""
-        stamps = pd.DatetimeIndex([bar.time for _, bar in items], name="timestamp")
-        values = np.asarray([[getattr(bar, k) for k in OHLCV] for _, bar in items], np.float64)
-        frame = pd.DataFrame(values, index=stamps.as_unit("ns"), columns=list(OHLCV))
-        bad = np.flatnonzero(np.diff(stamps.asi8) <= 0)
+        """One symbol's warm-up bars as a frame (each bar checked by :func:`parse_bars`),
+        refused unless strictly increasing."""
+        stamps = np.asarray([bar.time.value for _, bar in items], np.int64)
+        bad = np.flatnonzero(np.diff(stamps) <= 0)
         if len(bad):
-            i = items[bad[0] + 1][0]
+            i, k = items[bad[0] + 1][0], bad[0]
             raise ServeError(422, "out_of_order", where(i, "timestamp", many),
-                             f"{where(i, 'timestamp', many)} {iso(stamps[bad[0] + 1])} of "
+                             f"{where(i, 'timestamp', many)} {iso(items[k + 1][1].time)} of "
                              f"{symbol} is not after the bar before it "
-                             f"({iso(stamps[bad[0]])}); send the history sorted, each bar once")
-        try:
-            return as_bar_frame(frame, symbol)
-        except FactoryError:
-            for k, (i, _) in enumerate(items):  # name the first bad bar
-                try:
-                    as_bar_frame(frame.iloc[[k]], symbol)
-                except FactoryError as exc:
-                    raise ServeError(422, "invalid_bar", where(i, None, many),
-                                     f"{where(i, None, many)}: {exc}") from None
-            raise
+                             f"({iso(items[k][1].time)}); send the history sorted, each bar "
+                             f"once")
+        return bar_frame(stamps, [bar.values() for _, bar in items])
 
     # ---- GET /health
     def _symbol_status(self, dep: Deployment, symbol: str) -> dict:

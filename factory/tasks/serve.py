@@ -35,10 +35,11 @@ def build_service(cfg: DictConfig) -> Service:
     source = BundleSource(bundle=cfg.get("bundle"), registry=cfg.registry.path,
                           name=s.get("name"), trusted_modules=cfg.get("trusted_modules"),
                           allow_version_mismatch=bool(cfg.get("allow_version_mismatch")))
-    drift_every = s.drift.get("every_seconds")
+    sink = LogSink(s.log.path) if s.log.path else None
+    drift_every = s.drift.get("every_seconds") if sink is not None else None
     service = Service(
         source, threshold=s.threshold, history_bars=s.history_bars, max_bars=s.max_bars,
-        sink=LogSink(s.log.path), poll_seconds=s.reload.poll_seconds,
+        sink=sink, poll_seconds=s.reload.poll_seconds,
         drift=DriftCheck(build(s.drift.monitor) if drift_every else None),
         flush_seconds=s.log.flush_seconds, drift_seconds=drift_every)
     if s.warmup_from_data:
