@@ -31,27 +31,48 @@ LEVELS = {"ok": 0, "warn": 1, "alert": 2}
 
 
 class LogSink:
-    """Collects served predictions (thread-safe) and writes them to ``path`` (None: kept in
-    memory only)."""
+    """Collects served predictions and writes them to ``path`` (None: kept in memory only).
+
+    :meth:`record` only appends to a small batch under a lock (O(1), what a request pays);
+    turning batches into the log's frame and writing the file happen in :meth:`flush`, on
+    the background thread, after the batch has been swapped out, so requests never wait for
+    a write.
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
         self._lock, self._write_lock = threading.Lock(), threading.Lock()
-        self.log = PredictionLog.read(self.path) if self.path and self.path.is_file() \
-            else PredictionLog()
-        self.rows = len(self.log.frame())
-        self.pending, self.written_at, self.error = 0, None, None
+        old = PredictionLog.read(self.path) if self.path and self.path.is_file() else None
+        self._frame = old.frame() if old is not None else None
+        self._batch = PredictionLog()
+        self.rows = 0 if self._frame is None else len(self._frame)
+        self._written = self.rows
+        self.written_at, self.error = None, None
 
     def record(self, **row) -> None:
+        """One served prediction (the arguments of :meth:`PredictionLog.record`)."""
         with self._lock:
-            self.log.record(**row)
+            self._batch.record(**row)
             self.rows += 1
-            self.pending += 1
+
+    def _collect(self) -> pd.DataFrame:
+        """Every row so far as one frame (call with ``_write_lock`` held)."""
+        with self._lock:
+            batch, self._batch, rows = self._batch, PredictionLog(), self.rows
+        new = batch.frame()
+        if len(new):
+            both = new if self._frame is None or not len(self._frame) else pd.concat(
+                [self._frame, new], ignore_index=True)
+            self._frame = PredictionLog(both).frame()
+        elif self._frame is None:
+            self._frame = new
+        assert len(self._frame) == rows  # nothing recorded is lost between batches
+        return self._frame
 
     def frame(self) -> pd.DataFrame:
         """A copy of every row so far."""
-        with self._lock:
-            return self.log.frame().copy()
+        with self._write_lock:
+            return self._collect().copy()
 
     def flush(self) -> bool:
         """Write the log if rows were added since the last write; a failed write is logged
@@ -59,25 +80,22 @@ class LogSink:
         if self.path is None:
             return False
         with self._write_lock:
-            with self._lock:
-                if not self.pending:
-                    return False
-                frame, pending = self.log.frame().copy(), self.pending
-                self.pending = 0
+            if self.rows == self._written:
+                return False
+            frame = self._collect()
             try:
                 PredictionLog(frame).write(self.path)
             except OSError as exc:
-                with self._lock:
-                    self.pending += pending
                 self.error = f"writing {self.path} failed: {exc}"
                 log.error("prediction log: %s (retried at the next flush)", self.error)
                 return False
-            self.written_at, self.error = time.time(), None
+            self._written, self.written_at, self.error = len(frame), time.time(), None
             return True
 
     def status(self) -> dict:
         return {"path": None if self.path is None else str(self.path), "rows": self.rows,
-                "unwritten": self.pending, "written_at": self.written_at, "error": self.error}
+                "unwritten": self.rows - self._written, "written_at": self.written_at,
+                "error": self.error}
 
 
 class DriftCheck:

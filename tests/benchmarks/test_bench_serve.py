@@ -12,8 +12,9 @@ to ``SINGLE_REQUESTS`` more (no queueing behind other clients). Printed per bund
   p99 <= ``GOAL_MS`` ms;
 * the server's own breakdown per bar from its /metrics: time in ``/bars`` (server side),
   of it the streamer's features and model, and the rest (HTTP, JSON, checks, the log);
-* the reference measured in the same run: ``Streamer.update`` in-process on the same bundle
-  and bars (features, model), and the served p50 as a ratio of it.
+* the references measured in the same run: ``Streamer.update`` in-process on the same bundle
+  and bars (features, model), with the served p50 as a ratio of it; and ``GET /health``
+  from one client, the HTTP stack's own floor.
 
 Two bundles: the model's default feature set (boosting_optimal, ~100 columns with a
 multi-timeframe ladder and fitted regimes) and ``features=core`` (24 columns), so the cost of
@@ -114,6 +115,21 @@ def _load(url: str, bars: dict[str, pd.DataFrame], start: dict[str, int], symbol
             "max": float(ms.max())}
 
 
+def _health(url: str, n: int = SINGLE_REQUESTS) -> dict:
+    """The HTTP stack alone: GET /health from one client (no streamer work)."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        ms = []
+        t0 = time.perf_counter()
+        for _ in range(n):
+            t = time.perf_counter()
+            assert http.get("/health").status_code == 200
+            ms.append(1000.0 * (time.perf_counter() - t))
+        wall = time.perf_counter() - t0
+    return {"requests": n, "seconds": wall, "per_s": n / wall,
+            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "max": float(max(ms))}
+
+
 def _reference(bundle_dir: Path, bars: pd.DataFrame, warm: int) -> dict:
     """``Streamer.update`` in-process on the same bundle and bars: features / model ms."""
     streamer = Streamer(Bundle.load(bundle_dir), "MES")
@@ -154,6 +170,7 @@ def test_serving_throughput_and_latency(tmp_path):
             single = _load(url, barset.bars, start, symbols[:1], SINGLE_REQUESTS,
                            SINGLE_SECONDS)
             after = _server_seconds(url)
+            floor = _health(url)
         for name, res, b, a in ((f"{THREADS} clients", loaded, before, middle),
                                 ("1 client", single, middle, after)):
             server = _per_bar_ms(b, a, "bars")
@@ -162,6 +179,9 @@ def test_serving_throughput_and_latency(tmp_path):
                          res["p50"], res["p99"], res["max"], server, feats, model,
                          server - feats - model, res["p50"] / reference["p50"],
                          "met" if res["p99"] <= GOAL_MS else "missed"])
+        rows.append([label, "1 client, GET /health", floor["requests"], floor["seconds"],
+                     floor["per_s"], floor["p50"], floor["p99"], floor["max"], None, None,
+                     None, None, None, "(HTTP floor)"])
         notes.append(f"{label}: trained in {trained:.0f}s; reference Streamer.update "
                      f"in-process p50 {reference['p50']:.1f} ms, p99 {reference['p99']:.1f} ms "
                      f"(features {reference['features']:.1f}, model {reference['model']:.1f})")
