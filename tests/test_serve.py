@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import signal
 import socket
@@ -418,3 +419,58 @@ def serve_process(run_dir: Path, *overrides: str, timeout: float = 180.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+
+
+PAGE = ROOT / "docs" / "serving.md"
+
+
+def _doc_examples() -> list[tuple[str, str | None, str | None]]:
+    """(curl block, kind of the block right after it, that block) from docs/serving.md."""
+    blocks = re.findall(r"```(\w+)\n(.*?)```", PAGE.read_text(), re.S)
+    out = []
+    for k, (lang, body) in enumerate(blocks):
+        lines = [x for x in body.splitlines() if x.strip() and not x.startswith(("  {", " "))]
+        if lang == "bash" and lines and all(x.startswith("curl ") for x in lines):
+            after = blocks[k + 1] if k + 1 < len(blocks) else (None, None)
+            out.append((body, *after) if after[0] in ("json", "text") else (body, None, None))
+    return out
+
+
+def test_docs_curl_examples_run_as_written(world, tmp_path):
+    """docs/serving.md's curl commands, run in order against a server set up as its quick
+    start says (registry name mes_mgc_h20, warmed from the default synthetic data): each
+    answer has the documented shape, status and error (numbers differ: another model)."""
+    registry = Registry(tmp_path / "registry")
+    registry.promote("mes_mgc_h20", world["bundle"]("a"), "docs")
+    overrides = [f"registry.path={registry.root}", "serve.name=mes_mgc_h20",
+                 "serve.warmup_from_data=true", "data.days=120", "serve.drift.every_seconds=null"]
+    examples = _doc_examples()
+    assert len(examples) >= 8
+    with serving(world, tmp_path, *overrides) as (client, cfg):
+        host = client.base_url.netloc.decode()
+        for command, kind, shown in examples:
+            run_it = subprocess.run(["bash", "-c", command.replace("localhost:8000", host)],
+                                    capture_output=True, text=True, timeout=60)
+            assert run_it.returncode == 0, (command, run_it.stderr)
+            got = run_it.stdout
+            if kind == "json":
+                _same_shape(json.loads(got), json.loads(shown), command)
+            elif kind == "text":
+                want = [x for x in shown.splitlines() if "requests_total" in x]
+                assert [x for x in got.splitlines() if "requests_total" in x] == want, got
+                assert sum(float(x.rsplit(" ", 1)[1]) for x in got.splitlines()
+                           if "predictions_total" in x) == 3
+
+
+def _same_shape(got: dict, want: dict, command: str) -> None:
+    assert set(got) == set(want), (command, got)
+    if "error" in want:
+        assert (got["error"], got["field"]) == (want["error"], want["field"]), got
+        assert got["detail"].split(";")[-1] == want["detail"].split(";")[-1], got
+    for key in ("predictions",):
+        if key in want:
+            assert [(a["symbol"], a["timestamp"], a["version"], set(a)) for a in got[key]] == [
+                (a["symbol"], a["timestamp"], a["version"], set(a)) for a in want[key]], got
+    if "symbols" in want:
+        assert {s: (v["warm"], v["last_bar"]) for s, v in got["symbols"].items()} == {
+            s: (v["warm"], v["last_bar"]) for s, v in want["symbols"].items()}, got

@@ -90,6 +90,7 @@ class Service:
         self.housekeeper.stop()
         if self.sink is not None:
             self.sink.flush()
+            log.info("stopped: %d predictions in the log %s", self.sink.rows, self.sink.path)
 
     # ---- the locks
     @contextlib.contextmanager
