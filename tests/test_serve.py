@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,8 +85,10 @@ def serving(world, tmp_path, *overrides: str):
     """The configured server on a free loopback port, and a client for it."""
     cfg = compose_config(tmp_path, "task=serve", f"paths.cache_dir={world['root'] / 'cache'}",
                          "serve.log.flush_seconds=0.2", *overrides)
-    with BackgroundServer(create_app(build_service(cfg))) as server, \
+    service = build_service(cfg)
+    with BackgroundServer(create_app(service)) as server, \
             httpx.Client(base_url=server.url, timeout=60) as client:
+        client.service = service  # the tests look inside, e.g. at the predictor
         yield client, cfg
 
 
@@ -153,11 +156,12 @@ def test_warmup_then_replay_equals_batch_and_is_logged(world, tmp_path):
         assert [(a["symbol"], a["timestamp"]) for a in both] == [(p["symbol"], p["timestamp"])
                                                                 for p in pair]
         answers += both
+        answers += _concurrently(client, world, ["MES", "MGC"], 8)
         assert_batch(answers, world["predictions"]("a"))
         assert {(a["bundle"], a["version"], a["side"] in (-1, 0, 1)) for a in answers} == {
             (health["bundle"], None, True)}
         counts = metric(client, "factory_serve_requests_total")
-        assert counts[(("endpoint", "/bars"), ("status", "200"))] == 13
+        assert counts[(("endpoint", "/bars"), ("status", "200"))] == 13 + 16
         assert counts[(("endpoint", "/bars"), ("status", "409"))] == 1
         assert counts[(("endpoint", "/warmup"), ("status", "200"))] == 3
         by_class = metric(client, "factory_serve_predictions_total")
@@ -178,8 +182,10 @@ def test_warmup_then_replay_equals_batch_and_is_logged(world, tmp_path):
     assert len(frame) == len(answers) and set(frame["model"]) == {
         f"{health['bundle']}@{health['bundle_id']}"}
     assert log.features == Bundle.load(world["bundle"]("a")).features.columns
-    assert np.array_equal(frame[PROBA_COLUMNS].to_numpy(),
-                          np.asarray([[a[c] for c in PROBA_COLUMNS] for a in answers]))
+    served = pd.DataFrame(answers).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"]))
+    logged = frame.merge(served, on=["symbol", "timestamp"], suffixes=("", "_served"))
+    assert len(logged) == len(answers) and np.array_equal(
+        logged[PROBA_COLUMNS].to_numpy(), logged[[f"{c}_served" for c in PROBA_COLUMNS]])
     assert run_check(Monitor(min_rows=10), world["bundle"]("a") / "reference.json", path) in (
         0, 1, 2)
     bars = {s: world["bars"][s] for s in ("MES", "MGC")}
@@ -188,6 +194,45 @@ def test_warmup_then_replay_equals_batch_and_is_logged(world, tmp_path):
     test = pd.read_parquet(world["bundle"]("a").parent / "predictions" / "test.parquet")
     both = log.frame().merge(test, on=["timestamp", "symbol"])
     assert len(both) == len(answers) and (both["outcome"] == both["label"]).all()
+
+
+def _concurrently(client, world, symbols: list[str], n: int) -> list[dict]:
+    """One client thread per symbol, ``n`` bars each, all at once. The streamers share the
+    bundle's predictor, which is not thread-safe (XGBoost reconfigures its booster on each
+    predict): the server must let one bar at a time into it."""
+    frames = {s: next_bars(world, client, s, n) for s in symbols}
+    out: dict[str, list] = {s: [] for s in symbols}
+    predictor = client.service.deployment.bundle.predictor
+    inside, peak, predict = [0], [0], predictor.predict
+
+    def watched(*args, **kwargs):  # how many threads are in the predictor at once
+        inside[0] += 1
+        peak[0] = max(peak[0], inside[0])
+        try:
+            time.sleep(0.002)  # widen the window a race would need
+            return predict(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    def replay(sym: str) -> None:
+        with httpx.Client(base_url=client.base_url, timeout=60) as own:
+            for k in range(n):
+                r = own.post("/bars", json=bar_json(sym, frames[sym].iloc[[k]])[0])
+                out[sym].append(r.json()["predictions"][0] if r.status_code == 200 else r.text)
+
+    threads = [threading.Thread(target=replay, args=(s,)) for s in symbols]
+    predictor.predict = watched
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del predictor.predict
+    answers = [a for s in symbols for a in out[s]]
+    assert all(isinstance(a, dict) for a in answers), answers
+    assert peak[0] == 1  # never two bars in the shared predictor at once
+    return answers
 
 
 def _bad_requests(world, client) -> list[tuple]:

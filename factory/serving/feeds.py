@@ -7,6 +7,12 @@
 * :class:`Deployment`: one loaded bundle, its registry version and its streamers, one per
   symbol. The service swaps the whole deployment at once (under every symbol's lock), so
   all answers switch version at one bar.
+
+The streamers of one bundle share its predictor and feature state, which are not
+thread-safe (XGBoost reconfigures its booster on a predict call; an ensemble sets its base
+models' inputs before predicting). Every use of them takes the deployment's ``lock``: one
+bar at a time per bundle, whatever the symbol (found by the load benchmark: four clients
+at once crashed XGBoost without it).
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ class Deployment:
     version: int | None
     streamers: dict[str, Streamer] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.id = bundle_id(self.bundle)
@@ -111,8 +118,14 @@ class Deployment:
         """A new streamer of ``symbol`` warmed on ``history`` (not yet installed)."""
         streamer = Streamer(self.bundle, symbol)
         if len(history):
-            streamer.warm_up(history)
+            with self.lock:
+                streamer.warm_up(history)
         return streamer
+
+    def update(self, symbol: str, frame: pd.DataFrame) -> dict:
+        """Feed one bar to ``symbol``'s streamer (one bar at a time per bundle)."""
+        with self.lock:
+            return self.streamers[symbol].update(frame)
 
     def needed(self, symbol: str) -> int:
         streamer = self.streamers.get(symbol)

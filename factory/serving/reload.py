@@ -183,7 +183,7 @@ class Reloader:
             feed = self.service.feeds[sym]
             frame = feed.frame(since=marks[sym])
             for k in range(len(frame)):
-                streamer.update(frame.iloc[[k]])
+                new.update(sym, frame.iloc[[k]])
                 if streamer.timings:
                     streamer.timings.pop()
             marks[sym] += len(frame)

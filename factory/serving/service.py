@@ -167,7 +167,7 @@ class Service:
 
     def _serve(self, dep: Deployment, symbol: str, frame: pd.DataFrame) -> dict:
         streamer = dep.streamers[symbol]
-        pred = streamer.update(frame)
+        pred = dep.update(symbol, frame)
         self.feeds[symbol].push(frame.index.asi8[0], frame.to_numpy()[0].tolist())
         if streamer.timings:  # the streamer's (features, model) seconds; kept bounded here
             features, model = streamer.timings.pop()
