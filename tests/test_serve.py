@@ -134,6 +134,7 @@ def test_warmup_then_replay_equals_batch_and_is_logged(world, tmp_path):
         r = client.post("/bars", json=bar_json("MES", first)[0])
         need = Bundle.load(world["bundle"]("a")).warmup() + 1
         assert r.status_code == 409 and r.json()["needed"] == {"MES": need}, r.text
+        assert r.json()["detail"].startswith("symbol 'MES' is not warmed up")
         assert f"MES needs {need} more" in r.json()["detail"] and "/warmup" in r.json()["detail"]
         assert client.get("/health").json()["warmed"] == []
         mes = world["bars"]["MES"].iloc[:world["first"]["MES"]]  # in two parts: appended
@@ -519,3 +520,27 @@ def _same_shape(got: dict, want: dict, command: str) -> None:
     if "symbols" in want:
         assert {s: (v["warm"], v["last_bar"]) for s, v in got["symbols"].items()} == {
             s: (v["warm"], v["last_bar"]) for s, v in want["symbols"].items()}, got
+
+
+@pytest.mark.slow
+def test_run_py_task_serve_end_to_end(world, tmp_path):
+    """The real command line: refusals are one line and exit 2; a served bar is logged and
+    the log is written when the server is stopped with Ctrl-C."""
+    cmd = [sys.executable, "run.py", "task=serve", f"hydra.run.dir={tmp_path / 'refused'}"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.startswith("error: nothing to serve"), out.stderr
+    assert "Traceback" not in out.stderr
+    bundle = world["bundle"]("a")
+    with serve_process(tmp_path / "run", f"bundle={bundle}", "serve.warmup_from_data=true") as url:
+        port = url.rsplit(":", 1)[1]
+        busy = subprocess.run([*cmd, f"bundle={bundle}", f"serve.port={port}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert busy.returncode == 2, busy.stderr
+        assert f"error: cannot listen on 127.0.0.1:{port}" in busy.stderr, busy.stderr
+        bar = {"symbol": "MES", "timestamp": "2024-05-06T00:00:00Z", "open": 4725.25,
+               "high": 4726.5, "low": 4725.0, "close": 4726.25, "volume": 480}
+        answer = httpx.post(url + "/bars", json=bar, timeout=60).json()["predictions"][0]
+        assert answer["ready"] and answer["timestamp"] == bar["timestamp"]
+    log = PredictionLog.read(tmp_path / "run" / "predictions_log.parquet").frame()
+    assert len(log) == 1 and log["p_long"].iloc[0] == answer["p_long"]
+    assert "stopped: 1 predictions in the log" in (tmp_path / "run" / "serve.out").read_text()

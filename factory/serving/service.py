@@ -118,10 +118,11 @@ class Service:
             if cold:
                 listed = ", ".join(f"{s} needs {n} more" for s, n in cold.items())
                 first = next(i for i, b in enumerate(bars) if b.symbol in cold)
-                raise ServeError(409, "not_warm", where(first, "symbol", many),
-                                 f"not warmed up: {listed} bar(s) of history; POST them to "
-                                 f"/warmup first (or start with serve.warmup_from_data=true)",
-                                 needed=cold)
+                field = where(first, "symbol", many)
+                raise ServeError(409, "not_warm", field,
+                                 f"{field} {bars[first].symbol!r} is not warmed up ({listed} "
+                                 f"bars of history); POST them to /warmup first (or start "
+                                 f"with serve.warmup_from_data=true)", needed=cold)
             self._check_order(bars, many)
             return [self._serve(dep, bar.symbol, frame) for bar, frame in
                     zip(bars, frames, strict=True)]
