@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
@@ -10,9 +11,10 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF, ROOT
 
-GROUPS = ["data", "labeling", "features", "adapter", "model", "trainer", "cv", "ensemble",
-          "evaluation", "tracker"]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+GROUPS = ["task", "data", "labeling", "features", "adapter", "trainer", "model", "cv",
+          "ensemble", "evaluation", "tracker", "outputs"]
+# every option of every group (the models are built in test_at_least_22_models_... below)
+OPTIONS = [(g, p.stem) for g in GROUPS if g != "model" for p in sorted((CONF / g).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -21,11 +23,13 @@ def test_every_yaml_composes_and_instantiates(make_cfg, tmp_path, group, option)
     extra = [f"data.path={tmp_path / 'bars.csv'}"] if is_file_source else []
     cfg = make_cfg(f"{group}={option}", *extra)
     node = cfg[group]
-    if "_target_" in node:
-        obj = instantiate(node, _convert_="all")
-        assert type(obj).__module__.startswith("factory")
+    if group == "outputs":  # a mapping of outputs, each a component
+        objs = [instantiate(n, _convert_="all") for n in node.values()]
     else:
-        assert group == "ensemble" and node.name == "none"
+        objs = [instantiate(node, _convert_="all")]
+    for obj in objs:
+        module = (obj.func if isinstance(obj, functools.partial) else type(obj)).__module__
+        assert module.startswith("factory"), (group, option, module)
 
 
 def test_defaults_list_is_the_pipeline_map():
