@@ -253,8 +253,9 @@ def resolve_base_models(cfg: DictConfig, config_name: str, overrides: list[str],
 
     if loader is None:
         if not GlobalHydra.instance().is_initialized():
-            raise FactoryError("ensemble base models are composed with Hydra's config loader; "
-                               "run through run.py or inside hydra.initialize_config_dir(...)")
+            raise FactoryError("ensemble base models are resolved with Hydra's config loader, "
+                               "which is set up by run.py (or Hydra's API in a notebook): run "
+                               "`python run.py ensemble=...`")
         loader = GlobalHydra.instance().config_loader()
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     kept = [o.input_line for o in parsed if not _sets_predictor(o)]

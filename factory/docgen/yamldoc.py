@@ -92,7 +92,11 @@ class YamlFile:
         self.path = Path(path)
         self.text = self.path.read_text()
         self.lines = self.text.splitlines()
-        self.root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        loader = yaml.SafeLoader(self.text)  # the node graph, with line numbers
+        try:
+            self.root = loader.get_single_node()
+        finally:
+            loader.dispose()
         self.header_end = 0
         while self.header_end < len(self.lines) and self.lines[self.header_end].startswith("#"):
             self.header_end += 1
