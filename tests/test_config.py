@@ -12,13 +12,18 @@ from tests.conftest import CONF, ROOT
 
 GROUPS = ["data", "labeling", "features", "adapter", "model", "trainer", "cv", "ensemble",
           "evaluation", "tracker"]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+# groups a task brings in its own defaults list (conf/task/<task>.yaml), not the root's
+TASK_GROUPS = {"sim": "simulate", "monitor": "monitor"}
+OPTIONS = [(g, p.stem) for g in [*GROUPS, *TASK_GROUPS]
+           for p in sorted((CONF / g).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_yaml_composes_and_instantiates(make_cfg, tmp_path, group, option):
     is_file_source = group == "data" and option != "synthetic"
     extra = [f"data.path={tmp_path / 'bars.csv'}"] if is_file_source else []
+    if group in TASK_GROUPS:
+        extra.append(f"task={TASK_GROUPS[group]}")
     cfg = make_cfg(f"{group}={option}", *extra)
     node = cfg[group]
     if "_target_" in node:
@@ -33,13 +38,16 @@ def test_defaults_list_is_the_pipeline_map():
     for group in GROUPS:
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"- {group}:"))
         assert "#" in line, f"group {group} needs a one-line comment in config.yaml"
+    for group, task in TASK_GROUPS.items():  # the task that uses a group composes it
+        text = (CONF / "task" / f"{task}.yaml").read_text()
+        assert f"- /{group}: default" in text, f"conf/task/{task}.yaml must compose {group}"
 
 
 def test_help_lists_config_groups():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0
-    for group in GROUPS:
+    for group in [*GROUPS, *TASK_GROUPS]:
         assert f"{group}:" in out.stdout
     assert "xgboost" in out.stdout and "python run.py -m" in out.stdout
 
