@@ -221,3 +221,33 @@ def test_bad_inputs_fail_before_work(env, tmp_path):
     plog = pd.DataFrame({"timestamp": [pd.Timestamp("2024-01-08", tz="UTC")]})
     with pytest.raises(FactoryError, match="no row was predicted by this bundle"):
         rows_of(plog.assign(model="other@0123"), "mine@4567", "log")
+
+
+@pytest.mark.slow
+def test_acceptance_commands(tmp_path):
+    """The issue's acceptance, as commands: train on 90 days, simulate the bundle with 1-bar
+    latency and volatility targeting (batch replay: the default stream replay gives the same
+    trades, see above, at the streaming features' speed), monitor a shifted log."""
+    env = {"FACTORY_CACHE_DIR": str(tmp_path / "cache")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        import os
+
+        return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, text=True,
+                              capture_output=True, timeout=1800, env={**os.environ, **env})
+
+    r, s = tmp_path / "R", tmp_path / "S"
+    assert cli("data.days=90", "tracker=none", f"hydra.run.dir={r}").returncode == 0
+    proc = cli("task=simulate", f"bundle={r}/bundle", "data.days=90", "sim.latency=1",
+               "sim.sizing=vol_target", "sim.replay=batch", f"hydra.run.dir={s}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "bars/s" in proc.stderr + proc.stdout
+    for name in FILES:
+        assert (s / "simulation" / name).is_file(), name
+    plog = pd.read_parquet(s / "simulation" / "predictions_log.parquet")
+    feature = [c for c in plog if c.startswith("feat_")][3]
+    plog[feature] = plog[feature] * 10 + plog[feature].std() * 5
+    plog.to_parquet(tmp_path / "shifted.parquet")
+    proc = cli("task=monitor", f"bundle={r}/bundle", f"log={tmp_path / 'shifted.parquet'}",
+               f"hydra.run.dir={tmp_path / 'M'}")
+    assert proc.returncode == 2 and feature[5:] in proc.stderr + proc.stdout
