@@ -223,6 +223,22 @@ def test_bad_inputs_fail_before_work(env, tmp_path):
         rows_of(plog.assign(model="other@0123"), "mine@4567", "log")
 
 
+def test_horizon_and_threshold_follow_the_bundle_unless_set(env, tmp_path):
+    from factory.tasks.simulate import simulator
+    from factory.tasks.walkforward import training_config
+
+    _, run_dir, _ = env
+    bundle = Bundle.load(run_dir / "bundle")
+    train = training_config(bundle, required=True)
+    cfg = compose_config(tmp_path, "task=simulate", "horizon=5", "evaluation.threshold=0.6")
+    sim = simulator(cfg, bundle, train)
+    assert (sim.horizon, sim.threshold) == (bundle.labeling["horizon"], 0.45) == (
+        train.horizon, train.evaluation.threshold)
+    cfg = compose_config(tmp_path, "task=simulate", "sim.horizon=7", "sim.threshold=0.5")
+    assert (simulator(cfg, bundle, train).horizon, simulator(cfg, bundle, None).threshold) == (
+        7, 0.5)
+
+
 @pytest.mark.slow
 def test_acceptance_commands(tmp_path):
     """The issue's acceptance, as commands: train on 90 days, simulate the bundle with 1-bar
