@@ -223,6 +223,25 @@ def test_bad_inputs_fail_before_work(env, tmp_path):
         rows_of(plog.assign(model="other@0123"), "mine@4567", "log")
 
 
+def test_replay_start_rules(env):
+    from factory.tasks.walkforward import replay_start
+
+    cfg, run_dir, _ = env
+    bundle, barset = Bundle.load(run_dir / "bundle"), build(cfg.data).load()
+    test = pd.read_parquet(run_dir / "predictions" / "test.parquet")
+    assert replay_start("after_validation", bundle, barset) == test.groupby("symbol")[
+        "timestamp"].min().max()
+    after = replay_start("after_training", bundle, barset)
+    last = max(pd.Timestamp(r["last"]) for r in bundle.schema["training"].values())
+    assert last < after < test["timestamp"].min()
+    assert replay_start(None, bundle, barset) == min(
+        b.index[bundle.warmup() + 1] for b in barset.bars.values())
+    with pytest.raises(FactoryError, match="nothing out of sample"):
+        short = build(cfg.data).load()
+        short.bars = {s: b.loc[b.index <= last] for s, b in short.bars.items()}
+        replay_start("after_training", bundle, short)
+
+
 def test_horizon_and_threshold_follow_the_bundle_unless_set(env, tmp_path):
     from factory.tasks.simulate import simulator
     from factory.tasks.walkforward import training_config

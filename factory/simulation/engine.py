@@ -95,16 +95,17 @@ def _positive(name: str, value, allow_none: bool = False) -> float:
 
 
 def _replay_from(value) -> str | pd.Timestamp | None:
-    """``sim.replay_from``: ``after_training``, null, or a stamp (naive = UTC)."""
-    if value is None or value == "after_training":
+    """``sim.replay_from``: ``after_training``, ``after_validation``, null, or a stamp
+    (naive = UTC)."""
+    if value is None or value in ("after_training", "after_validation"):
         return value
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError):
         stamp = None
     if stamp is None or stamp is pd.NaT:
-        raise FactoryError(f"`sim.replay_from` must be after_training, null or a UTC time such as "
-                           f"'2024-03-01 00:00', got {value!r}")
+        raise FactoryError(f"`sim.replay_from` must be after_training, after_validation, null "
+                           f"or a UTC time such as '2024-03-01 00:00', got {value!r}")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -139,7 +140,8 @@ class Simulator:
         engine): ``replay`` ``stream`` (the bundle's streaming predictor, bar by bar: the
         code that trades live) or ``batch`` (its batch prediction, equal to streaming);
         ``replay_from``: the first decision bar, ``after_training`` (after the bundle's training
-        bars and one label horizon), null (every bar after the warm-up) or a UTC stamp;
+        bars and one label horizon), ``after_validation`` (the run's test block), null
+        (every bar after the warm-up) or a UTC stamp;
         walk-forward retraining every ``retrain_every`` sessions (null: never) on the
         trailing ``retrain_window`` sessions (null: every bar before the cut), with
         ``retrain_overrides`` (dotted key -> value) set on the bundle's training config.

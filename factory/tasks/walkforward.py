@@ -2,9 +2,10 @@
 
 * **Start** (``sim.replay_from``): ``after_training`` skips, per symbol, every bar up to the
   bundle's last training bar plus one label horizon (the bars its training labels looked
-  at), so nothing the model was fitted on is traded; null trades every bar after the
-  warm-up (in-sample where the bars overlap training: logged as a warning); a stamp starts
-  there. The bars before the start warm the streamers and the engine up.
+  at), so nothing the model was fitted on is traded; ``after_validation`` starts at the
+  run's test block (the validation rows steered early stopping); null trades every bar
+  after the warm-up (in-sample where the bars overlap training: logged as a warning); a
+  stamp starts there. The bars before the start warm the streamers and the engine up.
 * **Segments**: with ``sim.retrain_every = n``, the replay is cut at the open of every n-th
   session after the start (sessions: a pause of ``session_gap_minutes`` between bars), so a
   cut never falls inside a session.
@@ -82,6 +83,8 @@ def replay_start(rule, bundle: Bundle, barset: BarSet) -> pd.Timestamp:
                     f"more `data.days`), or `sim.replay_from=null` to replay the training bars too")
             starts[sym] = max(bars.index[first], ready[sym])
         return max(starts.values())
+    if rule == "after_validation":
+        return _test_block(bundle, barset, ready)
     start = min(ready.values()) if rule is None else pd.Timestamp(rule)
     inside = [s for s, t in training.items() if s in barset.bars and
               start <= pd.Timestamp(t["last"])]
@@ -90,6 +93,21 @@ def replay_start(rule, bundle: Bundle, barset: BarSet) -> pd.Timestamp:
                     "decisions are in-sample (`sim.replay_from=after_training` skips them)", start,
                     ", ".join(inside))
     return start
+
+
+def _test_block(bundle: Bundle, barset: BarSet, ready: dict) -> pd.Timestamp:
+    """The first stamp of the run's test block (its predictions, kept in the bundle): past
+    the validation rows that early stopping (and a sweep's choice) looked at."""
+    path = bundle.path / "predictions_test.parquet"
+    if not path.is_file():
+        raise FactoryError(f"`sim.replay_from=after_validation` reads the run's test block from "
+                           f"{path}, which is missing; use after_training or a UTC time")
+    first = pd.read_parquet(path, columns=["timestamp", "symbol"]).groupby("symbol")[
+        "timestamp"].min()
+    starts = [max(pd.Timestamp(first[s]), ready[s]) for s in barset.bars if s in first]
+    if not starts:
+        raise FactoryError(f"{path} holds none of the symbols {barset.symbols}")
+    return max(starts)
 
 
 def segment_cuts(barset: BarSet, start: pd.Timestamp, every: int | None,
