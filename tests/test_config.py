@@ -13,14 +13,19 @@ from tests.conftest import CONF, ROOT
 
 GROUPS = ["task", "data", "labeling", "features", "adapter", "trainer", "model", "cv",
           "ensemble", "evaluation", "tracker", "outputs"]
+# groups a task brings in its own defaults list (conf/task/<task>.yaml), not the root's
+TASK_GROUPS = {"sim": "simulate", "monitor": "monitor"}
 # every option of every group (the models are built in test_at_least_22_models_... below)
-OPTIONS = [(g, p.stem) for g in GROUPS if g != "model" for p in sorted((CONF / g).glob("*.yaml"))]
+OPTIONS = [(g, p.stem) for g in [*GROUPS, *TASK_GROUPS] if g != "model"
+           for p in sorted((CONF / g).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_yaml_composes_and_instantiates(make_cfg, tmp_path, group, option):
     is_file_source = group == "data" and option != "synthetic"
     extra = [f"data.path={tmp_path / 'bars.csv'}"] if is_file_source else []
+    if group in TASK_GROUPS:
+        extra.append(f"task={TASK_GROUPS[group]}")
     cfg = make_cfg(f"{group}={option}", *extra)
     node = cfg[group]
     if group == "outputs":  # a mapping of outputs, each a component
@@ -37,13 +42,16 @@ def test_defaults_list_is_the_pipeline_map():
     for group in GROUPS:
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"- {group}:"))
         assert "#" in line, f"group {group} needs a one-line comment in config.yaml"
+    for group, task in TASK_GROUPS.items():  # the task that uses a group composes it
+        text = (CONF / "task" / f"{task}.yaml").read_text()
+        assert f"- /{group}: default" in text, f"conf/task/{task}.yaml must compose {group}"
 
 
 def test_help_lists_config_groups():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0
-    for group in GROUPS:
+    for group in [*GROUPS, *TASK_GROUPS]:
         assert f"{group}:" in out.stdout
     assert "xgboost" in out.stdout and "python run.py -m" in out.stdout
 

@@ -8,8 +8,8 @@
   deciles; ``psi_warn`` / ``psi_alert`` (0.1 / 0.2) grade it. Needs ``min_rows`` rows.
 * **Calibration** (resolved rows): the reliability table, ECE and Brier score, next to the
   validation figures.
-* **Performance**: rolling accuracy over the last ``window`` resolved rows, and the
-  per-trade Sharpe of the actions, against the validation figures.
+* **Performance**: accuracy and the per-trade Sharpe of the actions over the last
+  ``window`` resolved rows, against the validation figures; both also as rolling curves.
 * **Retraining triggers** (the research plan's three): calendar (``retrain_every_days``
   since the training data ended), an accuracy drop of ``accuracy_drop`` (10%) relative to
   validation, and drift. Each fires as a recommendation with its reason and severity.
@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from factory.errors import FactoryError
-from factory.monitoring.calibration import CLASSES, reliability, summary
+from factory.monitoring.calibration import CLASSES, reliability, summary, trade_returns
 from factory.monitoring.log import PREFIX
 from factory.monitoring.reference import PROBA, ReferenceProfile
 
 log = logging.getLogger(__name__)
 STATUS = ("healthy", "warn", "alert")
+MIN_TRADES = 30  # trades in the window before the rolling per-trade Sharpe is drawn
 
 
 @dataclass
@@ -50,6 +51,8 @@ class MonitorReport:
     resolved: int = 0
     psi_warn: float = 0.1
     psi_alert: float = 0.2
+    rolling_sharpe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    window: int = 500
 
     @property
     def exit_code(self) -> int:
@@ -127,6 +130,7 @@ class Monitor:
                 recs.append({"trigger": "drift", "severity": severity,
                              "reason": f"PSI >= {limit:g} on {len(hit)} column(s): {top}"})
         live, table, rolling = {}, pd.DataFrame(), pd.Series(dtype=float)
+        rolling_sharpe = pd.Series(dtype=float)
         done = log_frame[log_frame["outcome"].notna()].sort_values("timestamp")
         ref = profile.validation
         if len(done) >= self.min_resolved:
@@ -141,6 +145,11 @@ class Monitor:
             hit = pd.Series((CLASSES[p.argmax(axis=1)] == y).astype(float),
                             index=pd.DatetimeIndex(done["timestamp"]))
             rolling = hit.rolling(self.window, min_periods=self.min_resolved).mean()
+            r = pd.Series(trade_returns(done["side"].to_numpy(), done["ret_long"].to_numpy(),
+                                        done["ret_short"].to_numpy(), done["cost"].to_numpy()),
+                          index=hit.index)
+            roll = r.rolling(self.window, min_periods=MIN_TRADES)
+            rolling_sharpe = roll.mean() / roll.std()
             recs += self._performance(live, ref)
         else:
             notes.append(f"{len(done)} resolved rows, fewer than `monitor.min_resolved` "
@@ -149,7 +158,8 @@ class Monitor:
         status = max([r["severity"] for r in recs], default=0)
         report = MonitorReport(status, psi, live, dict(ref), table, rolling, recs, notes,
                                rows=len(log_frame), resolved=len(done),
-                               psi_warn=self.psi_warn, psi_alert=self.psi_alert)
+                               psi_warn=self.psi_warn, psi_alert=self.psi_alert,
+                               rolling_sharpe=rolling_sharpe, window=self.window)
         log.info("monitor: %s <rows=%d, resolved=%d, drifted=%s>", STATUS[status],
                  len(log_frame), len(done), report.drifted)
         return report

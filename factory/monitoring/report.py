@@ -50,16 +50,23 @@ def _reliability_png(report, path: Path) -> None:
 
 
 def _rolling_png(report, path: Path) -> None:
+    """Rolling accuracy and rolling per-trade Sharpe, each against its validation figure."""
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 3.0))
-        r = report.rolling.dropna()
-        ax.plot(r.index.tz_convert(None) if r.index.tz is not None else r.index, r.to_numpy(),
-                color="#7c3aed", lw=1.3, label="rolling accuracy")
-        ref = report.reference.get("accuracy")
-        if ref:
-            ax.axhline(ref, color="#0f172a", ls="--", lw=1, label=f"validation {ref:.3f}")
-        ax.set_title("Rolling accuracy (resolved predictions)")
-        ax.legend(loc="lower left", frameon=False)
+        fig, axes = plt.subplots(2, 1, figsize=(7.5, 5.0), sharex=True)
+        panels = ((report.rolling, "accuracy", "#7c3aed", "Rolling accuracy"),
+                  (report.rolling_sharpe, "trade_sharpe", "#0891b2",
+                   "Rolling per-trade Sharpe (net of costs)"))
+        for ax, (series, key, color, title) in zip(axes, panels, strict=True):
+            r = series.dropna()
+            if len(r):
+                idx = r.index.tz_convert(None) if r.index.tz is not None else r.index
+                ax.plot(idx, r.to_numpy(), color=color, lw=1.3, label="live")
+            ref = report.reference.get(key)
+            if ref is not None and np.isfinite(ref):
+                ax.axhline(ref, color="#0f172a", ls="--", lw=1, label=f"validation {ref:.3f}")
+            ax.set_title(f"{title} over the last {report.window} resolved predictions")
+            ax.legend(loc="best", frameon=False)
+        fig.autofmt_xdate()
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -111,7 +118,8 @@ def write_report(report, out: Path, warn: float = 0.1, alert: float = 0.2) -> li
                   "| figure | live (last window) | validation |", "| --- | ---: | ---: |"]
         lines += [f"| {k} | {_fmt(report.live.get(k))} | {_fmt(report.reference.get(k, '–'))} |"
                   for k in keys]
-        lines += ["", "![reliability](reliability.png) ![rolling accuracy](rolling_accuracy.png)",
+        lines += ["", "![reliability](reliability.png) ![rolling accuracy and Sharpe]"
+                  "(rolling_accuracy.png)",
                   "", "| confidence bin | rows | mean confidence | accuracy |",
                   "| --- | ---: | ---: | ---: |"]
         lines += [f"| {r.bin} | {r.rows} | {r.confidence:.3f} | {r.accuracy:.3f} |"

@@ -85,7 +85,7 @@ def rolling_sharpe(daily: pd.Series, window: int, periods: float) -> Figure:
         if np.isfinite(full):
             ax.axhline(full, color=COLORS["accent"], lw=0.8, ls="--", label=f"whole run {full:.2f}")
             ax.legend(loc="upper left")
-        if len(x):
+        if len(x) > 1:  # one session: matplotlib picks the limits
             ax.set_xlim(x[0], x[-1])
         ax.set_title(f"Rolling Sharpe ({w} sessions, annualised)")
         _dates(ax)

@@ -94,6 +94,21 @@ def _positive(name: str, value, allow_none: bool = False) -> float:
     return float(value)
 
 
+def _replay_from(value) -> str | pd.Timestamp | None:
+    """``sim.replay_from``: ``after_training``, ``after_validation``, null, or a stamp
+    (naive = UTC)."""
+    if value is None or value in ("after_training", "after_validation"):
+        return value
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise FactoryError(f"`sim.replay_from` must be after_training, after_validation, null "
+                           f"or a UTC time such as '2024-03-01 00:00', got {value!r}")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 class Simulator:
     """Trading rules of a simulation (every default in ``conf/sim/default.yaml``).
 
@@ -120,6 +135,16 @@ class Simulator:
     session_minutes: minutes per session (daily volatility from per-bar volatility).
     tearsheet: the report writer the simulate task uses (``factory.reports.Tearsheet``, built
         from the ``tearsheet`` node); the engine itself does not read it.
+    replay, replay_from, retrain_every, retrain_window, retrain_overrides: how ``task=simulate``
+        feeds the engine (checked here, read by ``factory/tasks/simulate.py``, not by the
+        engine): ``replay`` ``stream`` (the bundle's streaming predictor, bar by bar: the
+        code that trades live) or ``batch`` (its batch prediction, equal to streaming);
+        ``replay_from``: the first decision bar, ``after_training`` (after the bundle's training
+        bars and one label horizon), ``after_validation`` (the run's test block), null
+        (every bar after the warm-up) or a UTC stamp;
+        walk-forward retraining every ``retrain_every`` sessions (null: never) on the
+        trailing ``retrain_window`` sessions (null: every bar before the cut), with
+        ``retrain_overrides`` (dotted key -> value) set on the bundle's training config.
     """
 
     def __init__(self, initial_capital: float = 100_000.0, latency: float = 0,
@@ -128,7 +153,10 @@ class Simulator:
                  sizing: str = "fixed", size: Mapping | None = None,
                  slippage: Mapping | None = None, risk: Mapping | None = None,
                  session_gap_minutes: float = 60.0, session_minutes: float = 1380.0,
-                 tearsheet=None) -> None:
+                 tearsheet=None, replay: str = "stream",
+                 replay_from: str | None = "after_training",
+                 retrain_every: int | None = None, retrain_window: int | None = None,
+                 retrain_overrides: Mapping | None = None) -> None:
         self.initial_capital = _positive("initial_capital", initial_capital)
         if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
             raise FactoryError(f"`sim.latency` must be a number >= 0, got {latency!r} "
@@ -156,6 +184,17 @@ class Simulator:
         self.session_gap_minutes = _positive("session_gap_minutes", session_gap_minutes)
         self.session_minutes = _positive("session_minutes", session_minutes)
         self.tearsheet = tearsheet
+        self.replay = replay
+        _choice("replay", replay, {"stream": 0, "batch": 1})
+        self.replay_from = _replay_from(replay_from)
+        for name, value in (("retrain_every", retrain_every),
+                            ("retrain_window", retrain_window)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value <= 0):
+                raise FactoryError(f"`sim.{name}` must be a positive int (sessions) or null, "
+                                   f"got {value!r} (e.g. `sim.{name}=20`)")
+        self.retrain_every, self.retrain_window = retrain_every, retrain_window
+        self.retrain_overrides = dict(retrain_overrides or {})
 
     @staticmethod
     def _merge(name: str, given: Mapping | None, defaults: dict) -> dict:
