@@ -48,11 +48,27 @@ def discard_empty_run_dir(path: str | Path) -> bool:
     folder = Path(path)
     if not folder.is_dir() or {p.name for p in folder.iterdir()} - {".hydra", "run.log"}:
         return False
+    _detach_file_handlers(folder)
     shutil.rmtree(folder)
     parent = folder.parent
     if parent.is_dir() and not any(parent.iterdir()):
         parent.rmdir()
     return True
+
+
+def _detach_file_handlers(folder: Path) -> None:
+    """Close and remove the logging handlers that write into ``folder`` (Hydra's ``run.log``):
+    a handler left pointing into a removed directory would fail on the process's next log
+    line (a second run in the same process: tests, notebooks, a launcher's worker)."""
+    import logging
+
+    root = folder.resolve()
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", [])):
+            name = getattr(handler, "baseFilename", None)
+            if name and Path(name).resolve().is_relative_to(root):
+                logger.removeHandler(handler)
+                handler.close()
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
