@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from factory.config import build, resolve_base_models
+    from factory.config import build, discard_empty_run_dir, resolve_base_models
     from factory.errors import FactoryError
     from factory.tracking.sweep_mode import check_sweep_mode
 
@@ -38,6 +38,7 @@ def main(cfg: DictConfig) -> float:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("error: %s", exc)
             raise  # the launcher or sweeper records the failed job
+        discard_empty_run_dir(hc.runtime.output_dir)  # a failed validation leaves no run dir
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

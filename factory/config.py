@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from factory.errors import FactoryError
 from factory.signatures import check_node
@@ -37,6 +38,23 @@ OmegaConf.register_new_resolver("choice", group_choice, replace=True)
 MISSING_HINTS = {"data.path": "python run.py data=csv data.path=<file>"}
 
 
+def discard_empty_run_dir(path: str | Path) -> bool:
+    """Remove a run directory that holds only what Hydra wrote before the run failed
+    (``.hydra/`` and ``run.log``), and its date folder if that is then empty: a run that
+    failed validation leaves no empty run directory behind (its error went to stderr).
+    Returns whether it was removed; a directory with any output of the run is kept."""
+    import shutil
+
+    folder = Path(path)
+    if not folder.is_dir() or {p.name for p in folder.iterdir()} - {".hydra", "run.log"}:
+        return False
+    shutil.rmtree(folder)
+    parent = folder.parent
+    if parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+    return True
+
+
 def build(node: DictConfig, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` that re-raises a component's :class:`FactoryError` as is.
 
@@ -52,6 +70,126 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         if isinstance(exc.__cause__, FactoryError):
             raise exc.__cause__ from None
         raise
+
+
+class Range:
+    """A known valid range of a number: bounds (open or closed), integers only, and special
+    values also allowed (LightGBM's ``max_depth=-1``)."""
+
+    def __init__(self, lo: float | None = None, hi: float | None = None, *,
+                 lo_open: bool = False, hi_open: bool = False, integer: bool = False,
+                 also: tuple = (), example: object = None) -> None:
+        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+        self.integer, self.also, self.example = integer, also, example
+
+    def holds(self, value: float) -> bool:
+        if value in self.also:
+            return True
+        if self.integer and float(value) != int(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else
+                                             value > self.hi))
+
+    def describe(self) -> str:
+        kind = "an int" if self.integer else "a number"
+        if self.lo is not None and self.hi is not None:
+            text = (f"{kind} in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+                    f"{')' if self.hi_open else ']'}")
+        elif self.lo is not None:
+            text = f"{kind} {'>' if self.lo_open else '>='} {self.lo:g}"
+        else:
+            text = f"{kind} {'<' if self.hi_open else '<='} {self.hi:g}"
+        return " or ".join([*(f"{a:g}" for a in self.also), text])
+
+
+POSITIVE, NON_NEGATIVE = Range(0, lo_open=True, example=0.1), Range(0, example=0.0)
+FRACTION = Range(0, 1, lo_open=True, example=0.8)
+COUNT = Range(1, integer=True, example=100)
+# Ranges of run-level keys (dotted paths), checked in validate() before any work.
+RANGES: dict[str, Range] = {
+    "evaluation.threshold": Range(0, 1, example=0.45),
+    "evaluation.min_trades": Range(0, integer=True, example=30),
+    "evaluation.min_rows": Range(0, integer=True, example=200),
+    "evaluation.min_class_share": Range(0, 0.5, hi_open=True, example=0.01),
+    "evaluation.importance_rows": COUNT,
+    "trainer.max_epochs": COUNT,
+    "data.days": COUNT,
+}
+# Model hyper-parameters by name, wherever they sit in a model node (a torch model's network
+# included); per target class where libraries disagree (`max_depth`: XGBoost 0 = no limit,
+# LightGBM -1 = no limit, a random forest null = no limit).
+MODEL_RANGES: dict[str, Range] = {
+    "n_estimators": COUNT, "max_iter": COUNT, "batch_size": COUNT, "max_epochs": COUNT,
+    "hidden_size": COUNT, "num_layers": COUNT, "n_components": COUNT,
+    "min_child_samples": COUNT, "min_samples_leaf": COUNT,
+    "early_stopping_rounds": COUNT, "num_leaves": Range(2, integer=True, example=31),
+    "max_bin": Range(2, integer=True, example=255),
+    "border_count": Range(1, 65535, integer=True, example=254),
+    "depth": Range(1, 16, integer=True, example=6),
+    "learning_rate": POSITIVE, "lr": POSITIVE, "C": POSITIVE, "tol": POSITIVE,
+    "subsample": FRACTION, "colsample_bytree": FRACTION,
+    "calibration_fraction": Range(0, 1, lo_open=True, hi_open=True, example=0.2),
+    "dropout": Range(0, 1, hi_open=True, example=0.1),
+    "reg_lambda": NON_NEGATIVE, "reg_alpha": NON_NEGATIVE, "l2_leaf_reg": NON_NEGATIVE,
+    "min_child_weight": NON_NEGATIVE, "min_split_gain": NON_NEGATIVE,
+    "weight_decay": NON_NEGATIVE, "random_strength": NON_NEGATIVE,
+    "subsample_freq": Range(0, integer=True, example=1),
+}
+TARGET_RANGES: dict[str, dict[str, Range]] = {
+    "XGBoostModel": {"max_depth": Range(0, integer=True, example=5), "gamma": NON_NEGATIVE},
+    "LightGBMModel": {"max_depth": Range(1, integer=True, also=(-1,), example=-1)},
+    "RandomForestModel": {"max_depth": Range(1, integer=True, example=8)},
+    "SVMModel": {"gamma": POSITIVE},
+}
+
+
+def _out_of_range(where: str, value: object, rng: Range) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return  # null is the library's "no limit"; types are the signature check's job
+    if not rng.holds(value):
+        raise FactoryError(f"`{where}` must be {rng.describe()}, got {value!r} (e.g. "
+                           f"`{where}={rng.example}`)")
+
+
+def _check_model_ranges(node: object, path: str) -> None:
+    if isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            _check_model_ranges(item, f"{path}[{i}]")
+        return
+    if not isinstance(node, DictConfig):
+        return
+    target = str(node.get("_target_", "")).rpartition(".")[2] if "_target_" in node else ""
+    specific = TARGET_RANGES.get(target, {})
+    for key in node:
+        where = f"{path}.{key}"
+        if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+            continue  # `???` is reported as missing; `${...}` is checked where it points
+        child = node[key]
+        if isinstance(child, DictConfig | ListConfig):
+            _check_model_ranges(child, where)
+            continue
+        rng = specific.get(key) or MODEL_RANGES.get(key)
+        if rng is not None:
+            _out_of_range(where, child, rng)
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Known ranges of run-level keys (:data:`RANGES`) and of model hyper-parameters
+    (:data:`MODEL_RANGES`, :data:`TARGET_RANGES`), including an ensemble's base models."""
+    for where, rng in RANGES.items():
+        value = OmegaConf.select(cfg, where, default=None, throw_on_missing=False)
+        if not OmegaConf.is_config(value):
+            _out_of_range(where, value, rng)
+    if "model" in cfg:
+        _check_model_ranges(cfg.model, "model")
+    bases = OmegaConf.select(cfg, "ensemble.bases", default=None)
+    if isinstance(bases, DictConfig):
+        for name in bases:
+            model = bases[name].get("model") if isinstance(bases[name], DictConfig) else None
+            if model is not None:
+                _check_model_ranges(model, f"ensemble.bases.{name}.model")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -76,6 +214,11 @@ def validate(cfg: DictConfig) -> None:
             f"`objective` must look like val.<metric> (sweeps never tune on the test split), "
             f"got {objective!r} (try `objective=val.sharpe`)"
         )
+    for group in ("model", "adapter", "trainer"):  # reached through `${model}` etc. in
+        node = cfg.get(group)  # conf/ensemble/none.yaml, which build()'s own check skips
+        if isinstance(node, DictConfig):
+            check_node(node, group)
+    check_ranges(cfg)
 
 
 # Groups (and their keys) a base model's config chooses itself: its own model, that model's

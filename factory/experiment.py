@@ -58,6 +58,7 @@ def run(cfg: DictConfig) -> float:
     outputs = [build(node) for node in cfg.outputs.values()]
     splitter = build(cfg.cv)
     ds, key, hit = load_or_build(cfg)
+    evaluator.check_labels(ds)  # one class, or a class too rare to learn: stop before fitting
     cv = predictor.cross_validate(ds, splitter, evaluator) if is_kfold(splitter) else None
     predictor.fit(ds)
     predictions = {s: predictor.predict(ds, ds.rows(s)) for s in SPLITS}

@@ -25,7 +25,7 @@ from factory.dataset import Dataset
 from factory.features.pipeline import FeaturePipeline
 from factory.labeling.triple_barrier import TripleBarrierLabeler
 from factory.labeling.weights import sample_weights
-from factory.splits.holdout import SPLITS, HoldoutSplit
+from factory.splits.holdout import SPLITS, HoldoutSplit, require_rows
 from factory.splits.kfold import PurgedKFold
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ def build_dataset(
     X = pd.concat(xs, ignore_index=True) if len(xs) > 1 else xs[0]
     xs.clear()  # free the per-symbol frames before the next full-size step
     meta = pd.concat(metas, ignore_index=True)
+    require_rows(report, split, labeler.horizon, barset, features.name)  # too short: say why
     meta["split"] = split.assign(meta)
     meta["weight"] = 0.0
     for (sym, name), rows in meta.groupby(["symbol", "split"]).indices.items():

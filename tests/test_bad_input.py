@@ -49,10 +49,13 @@ def test_horizon_validation(make_cfg, bad):
         run(make_cfg(f"horizon={bad}"))
 
 
-def test_dataset_too_short_names_the_split_and_the_fix(make_cfg):
-    with pytest.raises(FactoryError, match=r"split 'val' for symbol MES is empty after purge "
-                                           r"\(20 bars\) and embargo \(900 bars\).*data.days"):
-        run(make_cfg("data.days=21", "cv.embargo_bars=900"))
+def test_dataset_too_short_names_what_each_stage_needs_and_the_fix(make_cfg):
+    # (21 days with a 900-bar embargo used to leave validation empty: the embargo came out of
+    # validation alone; val and test are now equal after the gaps, tests/test_traps.py)
+    with pytest.raises(FactoryError, match=r"synthetic \[MES\]: too little data for "
+                                           r"features=core and the cv split: .* bars of 5min.*"
+                                           r"2 gap\(s\) of 2100 rows.*Fix: add data"):
+        run(make_cfg("data.days=21", "cv.embargo_bars=2100"))
 
 
 def test_csv_without_path(make_cfg):

@@ -127,11 +127,12 @@ def test_sources_accept_omegaconf_containers(tmp_path) -> None:
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({
-        "instruments": {"XYZ": {**INSTR, "start_price": 50.0, "annual_vol": 0.3}},
+        "instruments": {"XYZ": INSTR}, "universe": {"XYZ": {"start_price": 50.0,
+                                                               "annual_vol": 0.3}},
         "regime_vol": [0.5, 2.0], "regime_minutes": [300, 60], "column_map": {"Last": "close"},
     })
-    bs = SyntheticSource(days=5, instruments=cfg.instruments, regime_vol=cfg.regime_vol,
-                         regime_minutes=cfg.regime_minutes).load()
+    bs = SyntheticSource(days=5, instruments=cfg.instruments, universe=cfg.universe,
+                         regime_vol=cfg.regime_vol, regime_minutes=cfg.regime_minutes).load()
     assert bs.symbols == ["XYZ"] and len(bs.bars["XYZ"]) > 0
     path = write_csv(tmp_path, GOOD.replace("close", "Last"))
     bs = CsvSource(path=str(path), column_map=cfg.column_map, instruments=OmegaConf.create(
@@ -140,12 +141,12 @@ def test_sources_accept_omegaconf_containers(tmp_path) -> None:
 
 
 def test_synthetic_scales_with_requested_timeframe_and_symbols() -> None:
-    spec = {"XYZ": {**INSTR, "start_price": 100.0, "annual_vol": 0.2}}
-    bs = SyntheticSource(days=8, timeframe="15min", instruments=spec).load()
+    bs = SyntheticSource(days=8, timeframe="15min", instruments={"XYZ": INSTR},
+                         universe={"XYZ": {"start_price": 100.0, "annual_vol": 0.2}}).load()
     assert bs.symbols == ["XYZ"]
     assert (bs.bars["XYZ"].index.minute % 15 == 0).all()
     with pytest.raises(FactoryError, match="start_price"):
-        SyntheticSource(days=3, instruments={"XYZ": INSTR}).load()
+        SyntheticSource(days=3, instruments={"XYZ": INSTR}, universe={"XYZ": {}}).load()
 
 
 # --------------------------------------------------------------------------- files

@@ -138,22 +138,23 @@ def test_cpcv_assemble_paths_puts_each_prediction_back():
 
 
 def test_held_out_test_block_never_enters_the_cv():
-    # one symbol, 100 rows, labels of 3 bars: HoldoutSplit's test block is rows 85..99 and it
-    # gives up val rows 80..84 (exit >= 85 - 2, or bar >= 85 - 5); the CV gets rows 0..79
+    # one symbol, 100 rows, labels of 3 bars: the evaluation rows 70..99 give 5 val rows to
+    # the test block's gap (exit >= start - 2, or bar >= start - 5), and val = test = 12:
+    # HoldoutSplit's test block is rows 88..99, it gives up rows 83..87; the CV gets 0..82
     bar = np.arange(100)
     X = pd.DataFrame({"symbol": "A", "bar_idx": bar, "exit_idx": bar + 3})
     names = HoldoutSplit(purge_bars=2, embargo_bars=5).assign(X)
-    assert np.flatnonzero(names == "test").tolist() == list(range(85, 100))
+    assert np.flatnonzero(names == "test").tolist() == list(range(88, 100))
     for cv in (PurgedKFold(n_splits=4, purge_bars=2, embargo_bars=5),
                WalkForward(n_splits=2, purge_bars=2, embargo_bars=5),
                CombinatorialPurgedCV(n_groups=4, purge_bars=2, embargo_bars=5)):
         seen = np.unique(np.concatenate([np.r_[tr, te] for tr, te in cv.split(X)]))
-        assert seen.max() == 79
-        assert cv.report()["n_held_out"].iloc[0] == 15
+        assert seen.max() == 82
+        assert cv.report()["n_held_out"].iloc[0] == 12
         assert cv.report()["n_holdout_gap"].iloc[0] == 5
         assert (cv.assign(X) == names).all()  # Phase 1 gets the holdout unchanged
     tests = np.concatenate([te for _, te in PurgedKFold(4, 2, 5).split(X)])
-    assert tests.tolist() == list(range(80))  # the folds partition exactly the CV rows
+    assert tests.tolist() == list(range(83))  # the folds partition exactly the CV rows
 
 
 def test_row_order_of_x_does_not_matter():

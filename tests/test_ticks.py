@@ -9,7 +9,7 @@ import pytest
 from factory.data.files import CsvSource
 from factory.errors import FactoryError
 
-MES = {"MES": {"tick_size": 0.25, "point_value": 5.0}}
+MES = {"MES": {"tick_size": 0.25, "point_value": 5.0, "commission": 0.62, "slippage_ticks": 1}}
 
 
 def _ticks(tmp_path, rows, name="mes_ticks.csv"):

@@ -28,8 +28,8 @@ def parse_timeframe(timeframe: str | pd.Timedelta, what: str = "data.timeframe")
         td = pd.Timedelta(timeframe)
     except (ValueError, TypeError) as exc:
         raise FactoryError(
-            f"`{what}`: cannot parse timeframe {timeframe!r}; use a pandas offset string such "
-            "as `5min`, `15min` or `1h`"
+            f"`{what}`: cannot parse timeframe {timeframe!r}. Fix: use a pandas offset string "
+            f"such as `5min`, `15min` or `1h` (e.g. `{what}=5min`)"
         ) from exc
     if pd.isna(td) or td <= pd.Timedelta(0):
         raise FactoryError(f"`{what}`: timeframe must be positive, got {timeframe!r}")
@@ -133,3 +133,6 @@ def _fmt(td: pd.Timedelta) -> str:
     if minutes >= 1 and minutes == int(minutes):
         return f"{int(minutes)}min"
     return f"{td.total_seconds():g}s"
+
+
+format_timeframe = _fmt  # public name for messages and logs elsewhere in factory.data

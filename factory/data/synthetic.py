@@ -28,6 +28,14 @@ Nothing at minute t depends on any draw after t except the regime labels, which 
 process independent of prices. Each symbol draws from its own stream seeded by
 ``(seed, crc32(symbol))``, so results are identical for the same seed and independent across
 symbols.
+
+Which symbols are drawn is ``universe`` (:mod:`factory.data.universes`; ``symbols`` picks a
+subset); their contract specs come from ``instruments``. In a correlated universe
+(``futures8``) the common factors, their session-open jumps and a shared volatility regime are
+drawn once from a stream seeded by ``(seed, crc32("universe:<name>"))`` over the whole
+universe, then mixed into each symbol's own draws, so a symbol's bars do not depend on which
+other symbols ``symbols`` selects. The ``default`` universe (MES, MGC) has no factors and is
+drawn exactly as before universes existed.
 """
 
 from __future__ import annotations
@@ -42,16 +50,17 @@ import pandas as pd
 from factory.data.bars import OHLCV, BarSet, make_instruments
 from factory.data.files import to_plain
 from factory.data.resample import parse_timeframe, resample_bars
+from factory.data.universes import DYNAMICS, resolve_universe, select_symbols
 from factory.data.validate import validate_bars
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)
 
+# Contract specs of the default universe when SyntheticSource is built in Python without
+# `instruments` (a run composes them from conf/data/instruments/cme.yaml).
 DEFAULT_INSTRUMENTS: dict[str, dict] = {
-    "MES": {"tick_size": 0.25, "point_value": 5.0, "commission": 0.62, "slippage_ticks": 1.0,
-            "start_price": 4800.0, "annual_vol": 0.16, "base_volume": 400.0},
-    "MGC": {"tick_size": 0.1, "point_value": 10.0, "commission": 0.62, "slippage_ticks": 1.0,
-            "start_price": 2050.0, "annual_vol": 0.14, "base_volume": 40.0},
+    "MES": {"tick_size": 0.25, "point_value": 5.0, "commission": 0.62, "slippage_ticks": 1.0},
+    "MGC": {"tick_size": 0.1, "point_value": 10.0, "commission": 0.62, "slippage_ticks": 1.0},
 }
 
 _DAY = 1440
@@ -101,6 +110,8 @@ class SyntheticSource:
         seed: int = 7,
         timeframe: str = "5min",
         instruments: dict | None = None,
+        universe: str | dict = "default",
+        symbols: list | str | None = None,
         session_minutes: float = 1380.0,
         trading_days_per_year: float = 252.0,
         gap_rate: float = 0.05,
@@ -144,6 +155,9 @@ class SyntheticSource:
         self.seed = int(seed)
         self.timeframe = parse_timeframe(timeframe)
         self.instruments = dict(to_plain(instruments) or DEFAULT_INSTRUMENTS)
+        self.universe_name, self.universe = resolve_universe(to_plain(universe))
+        self.symbols = select_symbols(list(self.universe["symbols"]), to_plain(symbols),
+                                      f"the {self.universe_name} universe")
         self.session_minutes = float(session_minutes)
         self.trading_days_per_year = float(trading_days_per_year)
         self.gap_rate = float(gap_rate)
@@ -161,19 +175,18 @@ class SyntheticSource:
     def load(self) -> BarSet:
         """Generate every symbol's 1-minute bars and resample them to ``timeframe``."""
         t0 = time.perf_counter()
-        symbols = sorted(self.instruments)
-        if not symbols:
-            raise FactoryError("`data.instruments` is empty: configure at least one symbol")
-        instruments = make_instruments(self.instruments, symbols)
+        symbols = self.symbols
+        instruments = make_instruments(self.instruments, symbols, extra_keys=DYNAMICS)
         first = self.start.value // 60_000_000_000
         grid = first + np.arange(self.days * _DAY, dtype=np.int64)
         grid = grid[session_mask(grid)]
         if grid.size == 0:
             raise FactoryError(f"`data.days={self.days}` from {self.start} holds no session")
+        common = self._common(grid) if self.universe["factors"] else None
         bars, fine, per_symbol = {}, {}, {}
         for sym in symbols:
             rng = np.random.default_rng([self.seed, zlib.crc32(sym.encode())])
-            minute, counts = self._minutes(sym, dict(self.instruments[sym]), grid, rng)
+            minute, counts = self._minutes(sym, self._spec(sym), grid, rng, common)
             out = resample_bars(minute, self.timeframe, label=f"synthetic [{sym}]")
             if self.validate:
                 out = validate_bars(out, "synthetic", sym)
@@ -184,6 +197,7 @@ class SyntheticSource:
             per_symbol[sym] = {**counts, "bars": int(len(out))}
         report = {
             "source": "synthetic",
+            "universe": self.universe_name,
             "seed": self.seed,
             "signal": self.signal,
             "days": self.days,
@@ -194,23 +208,53 @@ class SyntheticSource:
             "per_symbol": per_symbol,
             "seconds": round(time.perf_counter() - t0, 3),
         }
-        log.info("synthetic: %d symbols, %d bars at %s in %.2fs", len(symbols), report["bars"],
-                 self.timeframe, report["seconds"])
+        log.info("synthetic %s: %d symbols, %d bars at %s in %.2fs", self.universe_name,
+                 len(symbols), report["bars"], self.timeframe, report["seconds"])
         return BarSet(bars=bars, instruments=instruments, timeframe=self.timeframe,
                       session_minutes=self.session_minutes,
                       trading_days_per_year=self.trading_days_per_year, report=report,
                       fine=fine)
 
+    def _spec(self, sym: str) -> dict:
+        """Tick size and dynamics of one symbol: the universe's, with any dynamics keys of its
+        ``instruments`` entry (``data.instruments.MES.annual_vol=0.2``) on top."""
+        spec = dict(self.instruments[sym])
+        dynamics = {k: spec[k] for k in DYNAMICS if k in spec}
+        return {**self.universe["symbols"][sym], **dynamics, "tick_size": spec["tick_size"]}
+
+    def _common(self, grid: np.ndarray) -> dict:
+        """The universe's shared draws over the session ``grid``: factor shocks per minute,
+        factor shocks at each session open, factor shocks of the drift and the common
+        volatility regime."""
+        rng = np.random.default_rng([self.seed, zlib.crc32(f"universe:{self.universe_name}"
+                                                            .encode())])
+        n, k, df = grid.size, len(self.universe["factors"]), self.tail_df
+        scale = np.sqrt((df - 2.0) / df)
+        closed = np.diff(grid, prepend=grid[0] - 1) - 1
+        opens = np.flatnonzero(closed > 0)
+        return {
+            "factors": rng.standard_t(df, (n, k)) * scale,
+            "jumps": rng.standard_t(df, (opens.size, k)) * scale,
+            "drift": rng.standard_normal((n, k)),
+            "regime": self._regimes(n, rng),
+        }
+
+    def _mix(self, own: np.ndarray, shared: np.ndarray, spec: dict) -> np.ndarray:
+        """``L . shared + sqrt(1 - |L|^2) own``: unit variance, correlation ``L_i . L_j``."""
+        factors = self.universe["factors"]
+        load = np.array([float((spec.get("loadings") or {}).get(f, 0.0)) for f in factors])
+        return shared @ load + np.sqrt(1.0 - load @ load) * own
+
     def _minutes(
-        self, sym: str, spec: dict, grid: np.ndarray, rng: np.random.Generator
+        self, sym: str, spec: dict, grid: np.ndarray, rng: np.random.Generator,
+        common: dict | None = None,
     ) -> tuple[pd.DataFrame, dict]:
         """1-minute OHLCV of one symbol on the session minutes ``grid`` (epoch minutes)."""
-        for key in ("start_price", "tick_size"):
-            if float(spec.get(key, 0) or 0) <= 0:
-                raise FactoryError(
-                    f"`data.instruments.{sym}.{key}` must be a positive number, got "
-                    f"{spec.get(key)!r}"
-                )
+        if float(spec.get("start_price", 0) or 0) <= 0:
+            raise FactoryError(
+                f"`data.universe` ({self.universe_name}): {sym}.start_price must be a positive "
+                f"number, got {spec.get('start_price')!r}"
+            )
         p0, tick = float(spec["start_price"]), float(spec["tick_size"])
         sigma = float(spec.get("annual_vol", 0.15)) / np.sqrt(
             self.trading_days_per_year * self.session_minutes
@@ -219,13 +263,25 @@ class SyntheticSource:
         since_open = ((grid % _DAY) - _OPEN) % _DAY  # 0 at 23:00 UTC
         prof = season_profile(_DAY - (_OPEN - _BREAK))[since_open]
         regime = self._regimes(n, rng)
+        if common is not None:  # shared volatility shocks: the universe's regime path
+            w = float(self.universe.get("common_vol", 0.0))
+            regime = common["regime"] ** w * regime ** (1.0 - w)
         sig = sigma * prof * regime
 
         df = self.tail_df
         eps = rng.standard_t(df, n) * np.sqrt((df - 2.0) / df)
+        if common is not None:
+            eps = self._mix(eps, common["factors"], spec)
         phi = 0.5 ** (1.0 / self.drift_halflife)
-        shocks = rng.standard_normal(n) * np.sqrt(1.0 - phi**2) / (1.0 - phi)
-        shocks[0] = rng.standard_normal()  # the AR(1) starts in its stationary law
+        if common is None:
+            shocks = rng.standard_normal(n) * np.sqrt(1.0 - phi**2) / (1.0 - phi)
+            shocks[0] = rng.standard_normal()  # the AR(1) starts in its stationary law
+        else:  # the drifts share the factor structure too (they dominate daily returns)
+            unit = rng.standard_normal(n)
+            unit[0] = rng.standard_normal()
+            unit = self._mix(unit, common["drift"], spec)
+            shocks = unit * np.sqrt(1.0 - phi**2) / (1.0 - phi)
+            shocks[0] = unit[0]
         drift = pd.Series(shocks).ewm(alpha=1.0 - phi, adjust=False).mean().to_numpy()
         if self.signal == "momentum":
             ret = sig * (self.drift_strength * drift + eps)
@@ -237,8 +293,13 @@ class SyntheticSource:
         closed = np.diff(grid, prepend=grid[0] - 1) - 1  # minutes closed before each minute
         jump = np.zeros(n)
         opens = np.flatnonzero(closed > 0)
-        jump[opens] = (self.session_jump_vol * sigma * np.sqrt(closed[opens])
-                       * rng.standard_t(df, opens.size) * np.sqrt((df - 2.0) / df))
+        draw = rng.standard_t(df, opens.size)
+        if common is None:  # the expression of the default universe, kept bit for bit
+            jump[opens] = (self.session_jump_vol * sigma * np.sqrt(closed[opens])
+                           * draw * np.sqrt((df - 2.0) / df))
+        else:
+            z = self._mix(draw * np.sqrt((df - 2.0) / df), common["jumps"], spec)
+            jump[opens] = self.session_jump_vol * sigma * np.sqrt(closed[opens]) * z
         log_close = np.log(p0) + np.cumsum(jump + ret)
         log_open = log_close - ret
         u1, u2 = rng.random(n), rng.random(n)

@@ -84,10 +84,14 @@ def validate_bars(
     timestamp_column: str = "timestamp",
     timezone: str | None = None,
     max_nan_run: int = 0,
+    max_zero_volume_run: int | None = None,
 ) -> pd.DataFrame:
     """Validate one symbol's rows and return canonical bars (UTC ``timestamp`` index, float64
     OHLCV). Timestamps come from ``timestamp_column`` or, when absent, a DatetimeIndex. Row
-    numbers in messages are the index labels (files use 1-based data rows) or positions + 1."""
+    numbers in messages are the index labels (files use 1-based data rows) or positions + 1.
+    ``max_zero_volume_run``: a longer run of consecutive zero-volume rows is an error (a feed
+    or an export that fills closed hours with flat bars; a missing bar is a gap, not a bar
+    with no trades); None: no limit."""
     where = f"{source} [{symbol}]"
     use_index = timestamp_column not in df.columns and isinstance(df.index, pd.DatetimeIndex)
     require_columns(df, source, list(OHLCV) + ([] if use_index else [timestamp_column]))
@@ -171,6 +175,8 @@ def validate_bars(
             f"{where}: column 'volume' is negative ({float(cols['volume'][i])!r}) at {at(i)}. "
             "Fix: correct or remove the row; volume must be >= 0"
         )
+    if max_zero_volume_run is not None:
+        _check_zero_volume(cols["volume"], int(max_zero_volume_run), where, at)
     high, low = cols["high"], cols["low"]
     tol = 1e-9 * np.abs(high)
     bad = np.flatnonzero(high < low - tol)
@@ -199,6 +205,24 @@ def validate_bars(
     return out
 
 
+def _check_zero_volume(volume: np.ndarray, limit: int, where: str, at) -> None:
+    """Raise for the first run of more than ``limit`` consecutive zero-volume rows."""
+    zero = volume == 0
+    if zero.sum() <= limit:
+        return
+    edges = np.diff(np.r_[0, zero.astype(np.int8), 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = np.flatnonzero(ends - starts > limit)
+    if long.size:
+        i, run = int(starts[long[0]]), int(ends[long[0]] - starts[long[0]])
+        raise FactoryError(
+            f"{where}: column 'volume' is 0 on {run} consecutive rows from {at(i)} (max allowed "
+            f"run: {limit}): bars without trades, as a feed fills closed hours or outages. Fix: "
+            "remove those rows from the file (a missing bar is a gap, not a zero-volume bar), "
+            f"or allow such runs with `data.max_zero_volume_run={run}`"
+        )
+
+
 def _numeric(raw: pd.Series, where: str, col: str, rows: np.ndarray, ts: pd.Index) -> np.ndarray:
     """Float64 values of one column; non-numeric or infinite entries raise."""
     if pd.api.types.is_bool_dtype(raw.dtype):
@@ -211,8 +235,10 @@ def _numeric(raw: pd.Series, where: str, col: str, rows: np.ndarray, ts: pd.Inde
     bad = np.flatnonzero((np.isnan(arr) & raw.notna().to_numpy()) | np.isinf(arr))
     if bad.size:
         i = int(bad[0])
+        value = raw.iloc[i]
+        value = value.item() if hasattr(value, "item") else value  # np.True_ -> True
         raise FactoryError(
-            f"{where}: column '{col}' has a non-numeric value {raw.iloc[i]!r} at row {rows[i]} "
+            f"{where}: column '{col}' has a non-numeric value {value!r} at row {rows[i]} "
             f"({ts[i]}). Fix: correct or remove the row; numbers must be plain decimals "
             "('.' as decimal point, no thousands separators or units)"
         )
@@ -262,13 +288,7 @@ def _parse_timestamps(
                 "timezone, e.g. `data.timezone=America/Chicago` (or `data.timezone=UTC`), or "
                 "write offsets into the timestamps"
             )
-        try:
-            pd.Timestamp("2000-01-01").tz_localize(timezone)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise FactoryError(
-                f"{where}: unknown timezone `data.timezone={timezone}`. Fix: use an IANA name "
-                "such as America/Chicago, America/New_York, Europe/London or UTC"
-            ) from exc
+        check_timezone(timezone, f"{where}: ")
         try:
             idx = idx.tz_localize(timezone, ambiguous="infer", nonexistent="raise")
         except ValueError as exc:
@@ -278,6 +298,17 @@ def _parse_timestamps(
                 "offsets) and set `data.timezone=UTC`"
             ) from exc
     return idx.tz_convert("UTC").as_unit("ns")
+
+
+def check_timezone(timezone: str, where: str = "") -> None:
+    """Raise for a name that is not an IANA timezone (``data.timezone``)."""
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(timezone)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FactoryError(
+            f"{where}unknown timezone `data.timezone={timezone}`. Fix: use an IANA name such as "
+            "America/Chicago, America/New_York, Europe/London or UTC"
+        ) from exc
 
 
 def _closest(name: str, candidates: list[str]) -> str | None:

@@ -322,7 +322,8 @@ def option_section(yf: YamlFile, title: str, level: int = 3, note: str = "",
     if rows:
         parts += [table(rows, ["key", "default", "meaning"]), ""]
     cls = get_class(target)
-    extra = code_defaults(cls, {str(k.value) for k, _ in yf.root.value}) if cls else []
+    composed = {d.partition(":")[0].strip().lstrip("/").split("@")[-1] for d, _ in yf.defaults()}
+    extra = code_defaults(cls, {str(k.value) for k, _ in yf.root.value} | composed) if cls else []
     if extra:
         params = docstring_params(cls)
         parts += [f"Also accepted (code defaults; set with `+{prefix}<key>=...`): "

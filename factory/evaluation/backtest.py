@@ -13,7 +13,10 @@ Returns are marked to market on every bar as a return on the trade's entry notio
 contract), so the bar-return series is honest about intratrade drawdowns. The portfolio
 holds the symbols equally weighted. Sharpe and Sortino annualise the per-bar series by
 ``sqrt(bars_per_year)`` where bars_per_year = sessions per year x bars per session (252 x
-276 for 23-hour sessions of 5-minute bars).
+276 for 23-hour sessions of 5-minute bars); ``sharpe_se`` is the Sharpe's standard error
+(Lo 2002, Newey-West for serially correlated bars). ``exposure`` is the share of bars with a
+position open. A split without a trade gets ``no_trades_reason`` (e.g. no probability
+reached the threshold, with the largest seen).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from factory.dataset import PROBA_COLUMNS
+from factory.evaluation.metrics import no_trade_reason, sharpe_standard_error
 
 
 @dataclass
@@ -54,13 +58,20 @@ def select_trades(t: np.ndarray, exit_idx: np.ndarray, side: np.ndarray) -> np.n
 
 def bar_returns(close: np.ndarray, entry_bar, exit_bar, side, entry, exit_price, cost
                  ) -> np.ndarray:
-    """Mark-to-market return per bar of a set of non-overlapping trades on one symbol."""
+    """Mark-to-market return per bar of a set of non-overlapping trades on one symbol.
+
+    The position weight of a bar is that of the trade holding it, taken from the trade
+    itself, so it is exactly 0 after an exit (a running sum of +w / -w left residues of 1e-20
+    that counted as exposure). ``entry_bar`` ascends (trades in time order).
+    """
     n = len(close)
     scale = side / entry
-    weight = np.zeros(n + 1)
-    np.add.at(weight, entry_bar, scale)
-    np.add.at(weight, exit_bar + 1, -scale)
-    weight = np.cumsum(weight[:-1])
+    count = np.zeros(n + 1, np.int64)
+    np.add.at(count, entry_bar, 1)
+    np.add.at(count, exit_bar + 1, -1)
+    held = np.cumsum(count[:-1]) > 0
+    trade = np.searchsorted(entry_bar, np.arange(n), side="right") - 1
+    weight = np.where(held, scale[np.maximum(trade, 0)] if len(scale) else 0.0, 0.0)
     prev = np.concatenate([[close[0]], close[:-1]])
     r = weight * (close - prev)
     np.add.at(r, entry_bar, scale * (prev[entry_bar] - entry) - cost)
@@ -106,8 +117,10 @@ def run_backtest(
         port = pd.concat(series, axis=1, sort=True).fillna(0.0).mean(axis=1)
     else:
         port = pd.Series(dtype=float)
-    return BacktestResult(portfolio_metrics(port, trades, bars_per_year), (1 + port).cumprod(),
-                          trades)
+    metrics = portfolio_metrics(port, trades, bars_per_year)
+    if metrics["n_trades"] == 0:  # say why, rather than report a silent 0
+        metrics["no_trades_reason"] = no_trade_reason(pred, threshold)
+    return BacktestResult(metrics, (1 + port).cumprod(), trades)
 
 
 def portfolio_metrics(r: pd.Series, trades: pd.DataFrame, bars_per_year: float) -> dict:
@@ -120,8 +133,12 @@ def portfolio_metrics(r: pd.Series, trades: pd.DataFrame, bars_per_year: float) 
     drawdown = equity / np.maximum.accumulate(equity) - 1
     net = trades["net_return"].to_numpy() if len(trades) else np.zeros(0)
     gains, losses = net[net > 0].sum(), -net[net < 0].sum()
+    sharpe = float(x.mean() / std * ann) if std > 0 else 0.0
+    se = sharpe_standard_error(sharpe, len(x), bars_per_year, returns=x)
     return {
-        "sharpe": float(x.mean() / std * ann) if std > 0 else 0.0,
+        "sharpe": sharpe,
+        # Lo (2002) with serial correlation (Newey-West); None when undefined (no variance)
+        "sharpe_se": se if np.isfinite(se) else None,
         "sortino": float(x.mean() / downside * ann) if downside > 0 else 0.0,
         "max_drawdown": float(drawdown.min()),
         "total_return": float(equity[-1] - 1),
@@ -129,5 +146,21 @@ def portfolio_metrics(r: pd.Series, trades: pd.DataFrame, bars_per_year: float) 
         "profit_factor": float(gains / losses) if losses > 0 else None,  # None: no losing trade
         "n_trades": int(len(net)),
         "avg_trade_return": float(net.mean()) if len(net) else 0.0,
-        "exposure": float(np.mean(x != 0)) if len(x) else 0.0,
+        "exposure": exposure(r.index, trades),
     }
+
+
+def exposure(index: pd.Index, trades: pd.DataFrame) -> float:
+    """Share of the bars of ``index`` at which a trade is open (entry bar to exit bar), as the
+    simulator's tearsheet counts it (gross notional > 0). From the positions, not from the
+    returns: a bar in a trade whose price did not move is in the market, and float residue
+    after an exit is not."""
+    if len(index) == 0 or len(trades) == 0:
+        return 0.0
+    t = pd.DatetimeIndex(index).as_unit("ns").asi8
+    start = np.searchsorted(t, pd.DatetimeIndex(trades["entry_time"]).as_unit("ns").asi8, "left")
+    stop = np.searchsorted(t, pd.DatetimeIndex(trades["exit_time"]).as_unit("ns").asi8, "right")
+    count = np.zeros(len(t) + 1, np.int64)
+    np.add.at(count, start, 1)
+    np.add.at(count, stop, -1)
+    return float(np.mean(np.cumsum(count[:-1]) > 0))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from factory.dataset import PROBA_COLUMNS, Dataset
 from factory.evaluation.backtest import BacktestResult, run_backtest
+from factory.evaluation.metrics import sharpe_standard_error
 
 
 def label_report(ds: Dataset, split: str) -> dict:
@@ -62,19 +63,6 @@ def oracle_metrics(pred: pd.DataFrame, ds: Dataset, threshold: float) -> dict:
 def gross_backtest(pred: pd.DataFrame, ds: Dataset, threshold: float) -> BacktestResult:
     """The same backtest with every trade's cost set to 0."""
     return run_backtest(pred.assign(cost=0.0), ds.bars, ds.bars_per_year, threshold)
-
-
-def sharpe_standard_error(sharpe: float, n_obs: int, periods_per_year: float) -> float:
-    """Standard error of an annualised Sharpe ratio from ``n_obs`` per-bar returns.
-
-    Lo (2002), i.i.d. returns: ``se(SR_bar) = sqrt((1 + SR_bar^2 / 2) / n)``, annualised by
-    ``sqrt(periods_per_year)`` like the Sharpe. Under a driftless random walk marked-to-market
-    bar returns are martingale differences, which is what the canary needs.
-    """
-    if n_obs < 2:
-        return float("nan")
-    per_bar = sharpe / np.sqrt(periods_per_year)
-    return float(np.sqrt((1.0 + 0.5 * per_bar**2) / n_obs) * np.sqrt(periods_per_year))
 
 
 def gross_metrics(pred: pd.DataFrame, ds: Dataset, threshold: float) -> dict:

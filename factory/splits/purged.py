@@ -17,10 +17,10 @@ would leak, per symbol (symbols never purge each other):
   exactly like a live model trained up to that time. (Walk-forward never trains after its
   test block, so its embargo count is always 0.)
 
-Held-out final test block: with ``test > 0`` the last ``test`` fraction of each symbol's rows
-(cut exactly where :class:`~factory.splits.holdout.HoldoutSplit` cuts it, at
-``floor(n * (train + val))``) never enters any CV split, and the rows before it that the
-holdout would give up (label end within ``purge_bars`` of the block, or start within
+Held-out final test block: with ``test > 0`` each symbol's final test block, cut exactly
+where :class:`~factory.splits.holdout.HoldoutSplit` cuts it (:func:`holdout_blocks`: val
+and test the same size after the gaps), never enters any CV split, and the rows before it that the
+holdout gives up to it (label end within ``purge_bars`` of the block, or start within
 ``embargo_bars`` before it, the holdout's own rule) are excluded too. The CV runs on what is
 left: Phase-1 train + val + the train/val gap rows. Alternatively pass a restricted ``X`` and
 ``test=0``; do not do both (the cut would be applied twice).
@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from factory.errors import FactoryError
-from factory.splits.holdout import HoldoutSplit
+from factory.splits.holdout import GAP_TEST, TEST, HoldoutSplit, holdout_blocks
 
 REQUIRED = ("symbol", "bar_idx", "exit_idx")
 
@@ -73,8 +73,10 @@ def _int_column(X: pd.DataFrame, name: str) -> np.ndarray:
     return out
 
 
-def layout(X: pd.DataFrame, train_val: float, test: float, purge: int, embargo: int) -> Layout:
-    """Validate ``X`` and compute the keys, the held-out block and the per-symbol ranks."""
+def layout(X: pd.DataFrame, fractions: tuple[float, float, float], purge: int,
+           embargo: int) -> Layout:
+    """Validate ``X`` and compute the keys, the held-out block and the per-symbol ranks
+    (``fractions``: the Phase-1 ``(train, val, test)`` cut; ``test == 0``: nothing held)."""
     if not isinstance(X, pd.DataFrame):
         raise FactoryError(f"cv: X must be a DataFrame with columns {list(REQUIRED)} (the "
                            f"Phase-1 `meta`), got {type(X).__name__}")
@@ -101,16 +103,15 @@ def layout(X: pd.DataFrame, train_val: float, test: float, purge: int, embargo: 
     code_s = code[srt]
     counts = np.bincount(code, minlength=len(symbols))
     first = np.r_[0, np.cumsum(counts)[:-1]]
-    pos = np.arange(len(X)) - first[code_s]  # position within symbol, sorted order
     cv_sorted = np.ones(len(X), bool)
     held_out = holdout_gap = 0
-    if test > 0:
-        cut = np.floor(counts * train_val).astype(np.int64)  # HoldoutSplit's cut2
-        held = pos >= cut[code_s]
-        start = first + np.minimum(cut, counts - 1)  # first held-out row of each symbol
-        boundary = np.where(cut < counts, bar[srt[start]], np.iinfo(np.int64).max // 4)
-        b = boundary[code_s]
-        gap = ~held & ((end[srt] >= b - purge) | (bar[srt] >= b - embargo))
+    if fractions[2] > 0:  # the holdout's own blocks, symbol by symbol (a handful)
+        blocks = np.empty(len(X), np.int8)
+        for c in range(len(symbols)):
+            part = slice(first[c], first[c] + counts[c])
+            blocks[part] = holdout_blocks(bar[srt[part]], end[srt[part]], fractions, purge,
+                                          embargo)
+        held, gap = blocks == TEST, blocks == GAP_TEST
         cv_sorted = ~held & ~gap
         held_out, holdout_gap = int(held.sum()), int(gap.sum())
     cum = np.cumsum(cv_sorted)
@@ -194,7 +195,7 @@ class PurgedSplitter:
 
     def _layout(self, X: pd.DataFrame) -> Layout:
         self._check()
-        return layout(X, self.train + self.val, self.test, int(self.purge_bars),
+        return layout(X, (self.train, self.val, self.test), int(self.purge_bars),
                       int(self.embargo_bars))
 
     def _plan(self, lay: Layout) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
