@@ -15,7 +15,8 @@ from tests.conftest import CONF, model_names
 REQUIRED = {"accuracy", "f1_macro", "log_loss", "sharpe", "sortino", "max_drawdown", "win_rate",
             "profit_factor", "n_trades"}
 FAST = {"xgboost": ["model.n_estimators=60"], "lightgbm": ["model.n_estimators=60"],
-        "catboost": ["model.n_estimators=60"], "random_forest": ["model.n_estimators=30"]}
+        "catboost": ["model.n_estimators=60"], "random_forest": ["model.n_estimators=30"],
+        "ibs_rule": ["features=rule_inputs"]}  # the rule reads its own three columns
 
 
 def _trained_by(model: str) -> str:
