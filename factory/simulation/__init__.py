@@ -11,5 +11,5 @@ from factory.simulation.decisions import bet_size, from_predictions, side_from_p
 from factory.simulation.engine import CorrelationFilter, SimState, Simulator
 from factory.simulation.result import SimResult
 
-__all__ = ["CorrelationFilter", "SimResult", "SimState", "Simulator", "bet_size", "from_predictions",
-           "side_from_proba"]
+__all__ = ["CorrelationFilter", "SimResult", "SimState", "Simulator", "bet_size",
+           "from_predictions", "side_from_proba"]
