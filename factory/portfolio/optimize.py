@@ -4,8 +4,9 @@ The search space is ``portfolio.optimize.search``: portfolio keys (dotted: ``cov
 ``limits.max_weight``) mapped to ranges in Hydra's sweep syntax, as in ``sweeps/*.yaml``
 (``interval(0.05, 0.3)``, ``int(interval(60, 480))``, ``choice(erc, inverse_vol)``,
 ``tag(log, interval(...))``), parsed by the project's Optuna sweeper
-(``hydra_plugins/factory_optuna_sweeper``). The configured parameters are the first trial,
-so the chosen book is never worse on validation than the one asked for. Each trial is one
+(``hydra_plugins/factory_optuna_sweeper``). The configured parameters are the first trial
+(those the space can hold: a null cannot be an interval's value), so with a space that holds
+them the chosen book is never worse on validation than the one asked for. Each trial is one
 simulation of the validation period; the objective is a ``sim_metrics.json`` figure of it
 (the Sharpe ratio by default), maximised. The caller passes a function that only simulates
 the validation period: the test period is never seen here.
@@ -85,7 +86,7 @@ def optimise(spec: BookSpec, search: Mapping[str, str], n_trials: int, seed: int
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=int(seed)))
     first = _configured(spec, space)
-    if len(first) == len(space):
+    if first:  # the configured values (those the space can hold; the rest sampled)
         study.enqueue_trial(first)
     rows = []
     for number in range(int(n_trials)):

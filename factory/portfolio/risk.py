@@ -67,14 +67,20 @@ def risk_contributions(w: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return w * (cov @ w) / vol
 
 
-def erc_weights(cov: np.ndarray, tol: float = 1e-14, max_iter: int = 100) -> np.ndarray:
-    """Long-only weights (summing to 1) with equal risk contributions under ``cov``."""
+def erc_weights(cov: np.ndarray, tol: float = 1e-24, max_iter: int = 100) -> np.ndarray:
+    """Long-only weights (summing to 1) with equal risk contributions under ``cov``.
+
+    Newton stops when half the squared Newton decrement (the objective's distance to its
+    optimum, scale-free) is below ``tol``: the contributions are then equal to machine
+    precision. ``cov`` is rescaled to unit mean variance first (the weights do not change)."""
     cov = np.asarray(cov, np.float64)
     n = len(cov)
     var = np.diag(cov)
     if n == 0 or not np.all(np.isfinite(cov)) or np.any(var <= 0):
         raise FactoryError(f"ERC needs a covariance with positive, finite variances; got "
                            f"variances {np.round(var, 12).tolist()}")
+    cov = cov / var.mean()
+    var = np.diag(cov)
     b = np.full(n, 1.0 / n)
     y = 1.0 / np.sqrt(var)
     y *= np.sqrt(1.0 / (y @ cov @ y))  # a sensible start: inverse vol at unit variance
@@ -94,7 +100,9 @@ def erc_weights(cov: np.ndarray, tol: float = 1e-14, max_iter: int = 100) -> np.
         while np.any(y - t * step <= 0):  # stay in the domain (log y)
             t *= 0.5
         while objective(y - t * step) > f - 0.25 * t * decrement and t > 1e-12:
-            t *= 0.5  # Armijo backtracking
+            t *= 0.5  # Armijo backtracking (rounding near the optimum: the full step)
+        if t <= 1e-12:
+            t = 1.0
         y = y - t * step
         f = objective(y)
     return y / y.sum()
