@@ -65,11 +65,8 @@ def _configured(spec: BookSpec, space: dict) -> dict:
     return out
 
 
-def optimise(spec: BookSpec, search: Mapping[str, str], n_trials: int, seed: int,
-             objective: Callable[[BookSpec], float]) -> tuple[BookSpec, pd.DataFrame]:
-    """The best spec on ``objective`` (a validation figure) and the trials table."""
-    import optuna
-
+def check_search(spec: BookSpec, search: Mapping[str, str]) -> dict:
+    """The search space, every key a portfolio parameter (checked before any work)."""
     space = search_space(search)
     doc = spec.to_dict()
     for key in space:
@@ -80,6 +77,15 @@ def optimise(spec: BookSpec, search: Mapping[str, str], n_trials: int, seed: int
                                    f"parameter (known: {', '.join(sorted(doc))}, "
                                    "covariance.*, limits.*)")
             node = node[part]
+    return space
+
+
+def optimise(spec: BookSpec, search: Mapping[str, str], n_trials: int, seed: int,
+             objective: Callable[[BookSpec], float]) -> tuple[BookSpec, pd.DataFrame]:
+    """The best spec on ``objective`` (a validation figure) and the trials table."""
+    import optuna
+
+    space = check_search(spec, search)
     if n_trials <= 0 or not space:
         return spec, pd.DataFrame()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

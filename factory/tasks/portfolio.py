@@ -31,7 +31,7 @@ from factory.config import build
 from factory.errors import FactoryError
 from factory.portfolio import report, store
 from factory.portfolio.book import BookSpec, run_book, simulator
-from factory.portfolio.optimize import optimise
+from factory.portfolio.optimize import check_search, optimise
 from factory.portfolio.sources import Loader, universe
 from factory.tasks.common import run_dir
 
@@ -92,14 +92,17 @@ def run(cfg: DictConfig) -> float:
     entries = list(p.bundles or []) or ([b["ref"] for b in saved["bundles"]] if saved else [])
     baseline = list(p.baseline or []) or ([b["ref"] for b in saved.get("baseline") or []]
                                           if saved else [])
+    opt = p.optimize
+    search = OmegaConf.to_container(opt.search, resolve=True) or {}
+    n_trials = 0 if saved else int(opt.n_trials)
+    if n_trials:
+        check_search(spec, search)  # before any work
     loader = Loader(cfg.registry.path, cfg.get("trusted_modules") or [],
                     bool(cfg.get("allow_version_mismatch", False)))
     uni = universe(loader, entries, baseline)
     books = Books(cfg, uni)
-    opt = p.optimize
-    n_trials = 0 if saved else int(opt.n_trials)
-    chosen, trials = optimise(spec, OmegaConf.to_container(opt.search, resolve=True) or {},
-                              n_trials, int(opt.seed), _objective(books, uni, str(opt.objective)))
+    chosen, trials = optimise(spec, search, n_trials, int(opt.seed),
+                              _objective(books, uni, str(opt.objective)))
     equal = BookSpec.from_config({**chosen.to_dict(), "sizing": "equal", "target_vol": None,
                                   "leverage": 1.0, "correlation_filter": None})
     plan = {"portfolio": (uni.model.decisions, chosen), "equal weight": (uni.model.decisions,
