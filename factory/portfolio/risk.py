@@ -99,10 +99,10 @@ def erc_weights(cov: np.ndarray, tol: float = 1e-24, max_iter: int = 100) -> np.
         t = 1.0
         while np.any(y - t * step <= 0):  # stay in the domain (log y)
             t *= 0.5
-        while objective(y - t * step) > f - 0.25 * t * decrement and t > 1e-12:
-            t *= 0.5  # Armijo backtracking (rounding near the optimum: the full step)
-        if t <= 1e-12:
-            t = 1.0
+        while objective(y - t * step) > f - 0.25 * t * decrement and t > 1e-3:
+            t *= 0.5  # Armijo backtracking
+        if t <= 1e-3 and decrement < 1e-12:
+            break  # no decrease left to measure: at the optimum to rounding
         y = y - t * step
         f = objective(y)
     return y / y.sum()
