@@ -124,6 +124,10 @@ def test_registry_queries_and_refusals(bundles):
     assert [ref for ref, _ in found] == ["registry:test_h20_ES", "registry:test_h20_NQ"]
     assert resolve(["registry:test_h20_ES@1"], root / "registry")[0][1] == \
         reg.path("test_h20_ES", 1)
+    jobs = resolve([f"{root}/model_*/run"], root / "registry")  # a glob of run directories
+    assert [str(path) for _, path in jobs] == [f"{m}/bundle" for m in b["model"]]
+    with pytest.raises(FactoryError, match="matches no run or bundle"):
+        resolve([f"{root}/nothing_*"], root / "registry")
     with pytest.raises(FactoryError, match="no live registry name matches"):
         resolve(["registry:lstm_*"], root / "registry")
     with pytest.raises(FactoryError, match="is not a bundle"):

@@ -2,7 +2,8 @@
 
 ``portfolio.bundles`` (and ``portfolio.baseline``) list bundles in any of these forms:
 
-* a bundle directory, or a run directory holding ``bundle/``;
+* a bundle directory, or a run directory holding ``bundle/``; a glob of them
+  (``outputs/multiruns/<date>/<time>/*``: every job of a per-instrument multirun);
 * ``registry:<name>``: the live version of a registry name, ``registry:<name>@<n>`` a version;
 * ``registry:<glob>`` (e.g. ``registry:xgboost_h20_*``): the live version of every matching
   name, the usual way to say "the live model of each instrument".
@@ -23,6 +24,7 @@ comes from a test bar.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import logging
 from dataclasses import dataclass, field
@@ -60,14 +62,26 @@ def resolve(entries, registry_root: str | Path) -> list[tuple[str, Path]]:
             else:
                 out.append((entry, reg.path(name, int(version) if version else None)))
             continue
-        path = Path(entry)
-        if not (path / "manifest.json").is_file() and (path / "bundle" / "manifest.json").is_file():
-            path = path / "bundle"
-        if not (path / "manifest.json").is_file():
+        if any(ch in entry for ch in "*?["):  # a glob of run directories (a multirun's jobs)
+            found = [Path(p) for p in sorted(glob.glob(entry)) if _bundle_dir(Path(p))]
+            if not found:
+                raise FactoryError(f"`{entry}` matches no run or bundle directory")
+            out += [(str(p), _bundle_dir(p)) for p in found]
+            continue
+        path = _bundle_dir(Path(entry))
+        if path is None:
             raise FactoryError(f"`{entry}` is not a bundle (no manifest.json there or in its "
                                "bundle/): pass a run or bundle directory, or registry:<name>")
         out.append((entry, path))
     return out
+
+
+def _bundle_dir(path: Path) -> Path | None:
+    """``path`` if it is a bundle, its ``bundle/`` if it is a run directory, else None."""
+    for candidate in (path, path / "bundle"):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    return None
 
 
 @dataclass
