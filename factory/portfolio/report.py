@@ -30,10 +30,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from factory.portfolio.book import BookRun, held_weights
 from factory.portfolio.risk import risk_contributions
-from factory.reports.charts import STYLE
+from factory.reports.charts import COLORS, PALETTE, STYLE
 from factory.reports.metrics import sessions
 from factory.reports.tearsheet import _frame_table, _png
 
@@ -119,19 +120,40 @@ def _heatmap(corr: pd.DataFrame):
             for j in range(len(corr)):
                 ax.text(j, i, f"{corr.iat[i, j]:.2f}", ha="center", va="center", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.set_title("Correlation of instrument returns")
         fig.tight_layout()
     return fig
 
 
-def _bars(table: pd.DataFrame, title: str):
+def _bars(table: pd.DataFrame, title: str, signed: bool = False):
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.0, 3.0))
-        table.plot.bar(ax=ax, width=0.8)
+        if signed:  # one series: green gains, red losses, money on the axis
+            values = table.iloc[:, 0]
+            ax.bar(values.index.astype(str), values.to_numpy(),
+                   color=[COLORS["gain"] if v >= 0 else COLORS["loss"] for v in values])
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.0f}"))
+            ax.axhline(0.0, color=COLORS["neutral"], lw=0.8)
+        else:
+            table.plot.bar(ax=ax, width=0.8, color=PALETTE[: len(table.columns)])
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_xlabel("")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(table.columns))
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=0)
         fig.tight_layout()
     return fig
+
+
+def _params_table(chosen: dict) -> str:
+    """The chosen parameters as a two-column table (dotted keys)."""
+    rows = []
+    for key, value in chosen.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            shown = f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+            rows.append(f"<tr><td>{html.escape(key if sub is None else f'{key}.{sub}')}</td>"
+                        f"<td>{shown}</td></tr>")
+    return f"<table class='metrics'>{''.join(rows)}</table>"
 
 
 def comparison_table(books: dict[str, dict]) -> pd.DataFrame:
@@ -148,31 +170,38 @@ def write(out: Path, doc: dict, tables: dict[str, pd.DataFrame], corr: pd.DataFr
     strict = json.loads(json.dumps(doc, default=_plain), parse_constant=lambda _: None)
     (out / "portfolio_metrics.json").write_text(json.dumps(strict, indent=2))
     corr_uri = _png(_heatmap(corr), out / "correlation.png")
-    rc_uri = _png(_bars(tables["risk_contributions"], "Risk contribution (annualised)"),
-                  out / "risk_contributions.png")
-    pnl_uri = _png(_bars(tables["pnl_contribution"][["net P&L"]], "Net P&L per instrument"),
-                   out / "pnl_contribution.png")
-    cmp_kinds = dict(COLUMNS)
-    rc_kinds = dict.fromkeys(tables["risk_contributions"].columns, "pct")
-    params = html.escape(json.dumps(doc["chosen"], default=_plain))
+    rc = tables["risk_contributions"]
+    rc_uri = _png(_bars(rc.drop(index="total", errors="ignore"),
+                        "Risk contribution (annualised)"), out / "risk_contributions.png")
+    pnl_uri = _png(_bars(tables["pnl_contribution"][["net P&L"]], "Net P&L per instrument",
+                         signed=True), out / "pnl_contribution.png")
+    periods = doc.get("periods", {})
+    span = " · ".join(f"{k} {v[0][:16]} → {v[1][:16]}" for k, v in periods.items())
     sections = (
-        "<section><h2>Books on the test period</h2><p class='note'>Each instrument alone, "
-        "the equal-weight book, the rule baseline and the portfolio (as configured and as "
-        f"optimised on validation). Chosen: <code>{params}</code></p>"
-        f"{_frame_table(tables['comparison'], cmp_kinds)}</section>"
+        "<div class='grid2'><section><h2>Books on the test period</h2><p class='note'>Each "
+        "instrument alone, the equal-weight book, the rule baseline and the portfolio (as "
+        f"configured and as optimised on validation). {html.escape(span)} UTC.</p>"
+        f"{_frame_table(tables['comparison'], dict(COLUMNS))}</section>"
+        "<section><h2>Chosen on validation</h2><p class='note'>Optuna, "
+        f"{doc.get('trials', 0)} trials, objective {html.escape(str(doc.get('objective')))} "
+        f"of the validation period.</p>{_params_table(doc['chosen'])}</section></div>"
         "<div class='grid2'><section><h2>Correlation of instrument returns</h2>"
         "<p class='note'>Grid returns of the test period (rows where every instrument "
         f"traded).</p><img class='chart' alt='correlation' src='{corr_uri}'></section>"
         "<section><h2>Risk contribution per instrument</h2><p class='note'>Annualised; each "
         "column sums to its portfolio volatility (ex ante: allocation and held book; "
         "realised: daily returns).</p>"
-        f"{_frame_table(tables['risk_contributions'], rc_kinds)}"
+        f"{_frame_table(rc, dict.fromkeys(rc.columns, 'pct'))}"
         f"<img class='chart' alt='risk contributions' src='{rc_uri}'></section></div>"
-        "<section><h2>P&amp;L contribution per instrument</h2>"
+        "<div class='grid2'><section><h2>P&amp;L contribution per instrument</h2>"
         f"{_frame_table(tables['pnl_contribution'], {'net P&L': 'money', 'share': 'pct'})}"
-        f"<img class='chart' alt='P&amp;L per instrument' src='{pnl_uri}'></section>")
+        "<p class='note'>Share: of the book's net P&amp;L.</p></section><section>"
+        f"<img class='chart' alt='P&amp;L per instrument' src='{pnl_uri}'></section></div>")
     page = (out / "tearsheet.html").read_text(encoding="utf-8")
-    (out / "tearsheet.html").write_text(page.replace("</main>", sections + "</main>", 1),
+    anchor = "<section><h2>Equity and drawdown</h2>"
+    if anchor not in page:
+        anchor = "</main>"
+    (out / "tearsheet.html").write_text(page.replace(anchor, sections + anchor, 1),
                                         encoding="utf-8")
     log.info("portfolio report written to %s", out / "tearsheet.html")
 
