@@ -139,3 +139,14 @@ def test_registry_queries_and_refusals(bundles):
                                "+portfolio.optimize.search.kelly='interval(0,1)'"))
     with pytest.raises(FactoryError, match="needs reason"):
         task.run(portfolio_cfg(root, "bad", "portfolio.promote=true"))
+
+
+def test_run_directories_name_a_single_symbol():
+    from factory.config import run_name
+
+    assert run_name("xgboost", "none", "train", "ES") == "xgboost_ES"  # -m data.symbols=ES,NQ
+    assert run_name("xgboost", "none", "train", ["NQ"]) == "xgboost_NQ"
+    assert run_name("xgboost", "none", "train", ["ES", "NQ"]) == "xgboost"
+    assert run_name("xgboost", "none", "train", None) == "xgboost"
+    assert run_name("xgboost", "stacking", "train", "ES") == "stacking_ES"
+    assert run_name("xgboost", "none", "portfolio", None) == "portfolio"

@@ -77,6 +77,16 @@ def universe(seed: int = 0):
                     period, period)
 
 
+def _status() -> dict[str, float]:
+    """VmRSS / VmHWM of this process, MiB."""
+    out = {}
+    for line in open("/proc/self/status"):
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
 def child() -> None:
     """Measured in a fresh interpreter; prints one JSON line."""
     from omegaconf import OmegaConf
@@ -101,6 +111,7 @@ def child() -> None:
     small = (uni.val[0], uni.val[0] + pd.Timedelta("3D"))
     run_book(uni, uni.model.decisions, spec, engine, small)  # warm-up: compile, imports
     bars = uni.bars
+    before = _status()["VmRSS"]
     t0 = time.perf_counter()
     ref, _ = plain.run(bars, uni.model.decisions, uni.instruments, TF)
     ref_s = time.perf_counter() - t0
@@ -111,14 +122,14 @@ def child() -> None:
     t0 = time.perf_counter()
     book = run_book(uni, uni.model.decisions, spec, engine, uni.test)
     book_s = time.perf_counter() - t0
-    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    status = _status()
     n = sum(len(b) for b in bars.values())
     print(RESULT_MARK + json.dumps({
         "bars": n, "build_s": build_s, "reference_s": ref_s, "reference_trades": len(ref.trades),
         "estimate_s": estimate_s, "estimates": len(est.since), "book_s": book_s,
         "book_trades": len(book.result.trades),
         "events": book.result.events["kind"].value_counts().to_dict(),
-        "vmhwm_mib": int(status["VmHWM"].split()[0]) / 1024,
+        "vmhwm_mib": status["VmHWM"], "rss_before_mib": before,
         "bars_mib": sum(b.memory_usage(deep=True).sum() for b in bars.values()) / 2**20,
         "decisions_mib": sum(d.memory_usage(deep=True).sum()
                              for d in uni.model.decisions.values()) / 2**20}), flush=True)
@@ -143,6 +154,8 @@ def test_portfolio_simulation_8_symbols_2_years():
            ["  of which the causal estimates (grid, LW + ERC, daily)", r["estimate_s"],
             r["estimate_s"] / r["reference_s"], None, None]],
           [f"{r['bars']:,} bars; {r['estimates']} estimates; limit events {r['events']}",
-           f"peak memory of the process (VmHWM) {r['vmhwm_mib']:,.0f} MiB; the bars alone "
-           f"{r['bars_mib']:,.0f} MiB, the predictions {r['decisions_mib']:,.0f} MiB",
+           f"peak memory of the process (VmHWM) {r['vmhwm_mib']:,.0f} MiB; resident before "
+           f"the timed runs (imports, bars, predictions, warm-up) {r['rss_before_mib']:,.0f} "
+           f"MiB; the bars alone {r['bars_mib']:,.0f} MiB, the predictions "
+           f"{r['decisions_mib']:,.0f} MiB",
            f"building the synthetic bars and predictions: {r['build_s']:.1f} s (not counted)"])
