@@ -144,21 +144,23 @@ def run_book(universe, decisions: Mapping[str, pd.DataFrame], spec: BookSpec,
 
 
 def held_weights(run: BookRun, universe, at: pd.DatetimeIndex) -> np.ndarray:
-    """Signed notional weights (position x point value x close / equity) held at each stamp
-    of ``at`` (rows) per symbol of the run (columns): the book the ex-ante figures read."""
+    """Signed notional weights (position x point value x close / equity) held at each time
+    of ``at`` (rows) per symbol of the run (columns), from the bars closed by then: the book
+    the ex-ante figures read (zero before the first bar)."""
+    tf = universe.timeframe
     pos = run.result.positions
     eq = run.result.equity["equity"]
+    k_eq = (eq.index + tf).searchsorted(at, side="right") - 1
+    equity = np.where(k_eq >= 0, eq.to_numpy()[np.maximum(k_eq, 0)], np.nan)
     out = np.zeros((len(at), len(run.symbols)))
-    equity = eq.reindex(eq.index.union(at)).ffill().reindex(at).to_numpy()
     for j, sym in enumerate(run.symbols):
         mine = pos[pos["symbol"].astype(str) == sym]
         if mine.empty:
             continue
         stamps = pd.DatetimeIndex(mine["timestamp"])
-        k = stamps.searchsorted(at, side="right") - 1
-        ok = k >= 0
-        bars = universe.bars[sym]
-        close = bars["close"].reindex(stamps).to_numpy()
+        k = (stamps + tf).searchsorted(at, side="right") - 1
+        ok = (k >= 0) & np.isfinite(equity)
+        close = universe.bars[sym]["close"].reindex(stamps).to_numpy()
         pv = universe.instruments[sym].point_value
         out[ok, j] = mine["position"].to_numpy()[k[ok]] * pv * close[k[ok]] / equity[ok]
     return out
