@@ -13,12 +13,16 @@ from factory.errors import FactoryError
 from factory.signatures import check_node
 
 
-def run_name(model: str, ensemble: str | None = None, task: str | None = None) -> str:
+def run_name(model: str, ensemble: str | None = None, task: str | None = None,
+             symbols=None) -> str:
     """Run label: a task other than training, else the ensemble's name when one is
-    configured, else the model's."""
+    configured, else the model's; ``symbols`` (the run directories pass ``data.symbols``)
+    adds a single symbol, so a per-instrument multirun's jobs read ``0_xgboost_ES``."""
     if task not in (None, "train", ""):
         return str(task)
-    return model if ensemble in (None, "none", "") else str(ensemble)
+    name = model if ensemble in (None, "none", "") else str(ensemble)
+    one = symbols.split(",") if isinstance(symbols, str) else list(symbols or [])
+    return f"{name}_{str(one[0]).strip()}" if len(one) == 1 else name
 
 
 def group_choice(group: str) -> str | None:

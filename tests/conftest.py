@@ -20,11 +20,26 @@ TINY = ["data.days=21", "cv.embargo_bars=100", "cv.purge_bars=20", "tracker=none
         "evaluation.plots=false", "features=core"]
 
 
+def _model_test_overrides(overrides: tuple[str, ...]) -> list[str]:
+    """The chosen model's ``# test-overrides: a=b c=d`` comment line: group choices its tests
+    need instead of the tiny ones (a rule that reads fixed columns needs its own feature set;
+    ``features=core`` would be the wrong input, not a smaller one)."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+    path = CONF / "model" / f"{model}.yaml"
+    if not model or not path.is_file():
+        return []
+    for line in path.read_text().splitlines():
+        if line.startswith("# test-overrides:"):
+            return line[len("# test-overrides:"):].split()
+    return []
+
+
 def compose_config(tmp_path: Path, *overrides: str, tiny: bool = True) -> DictConfig:
     """The composed config with run and cache dirs under ``tmp_path``."""
     base = [f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}",
             "name=test"]
     small = list(TINY if tiny else [])
+    overrides = (*_model_test_overrides(overrides), *overrides)
     if any(o.startswith("features=") for o in overrides):
         small = [o for o in small if not o.startswith("features=")]
     if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):

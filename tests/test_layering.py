@@ -12,7 +12,8 @@ RANKS = {
     "labeling": 3, "splits": 4, "dataset": 5, "cache": 5, "phase1": 6, "adapters": 7,
     "models": 8, "training": 9, "evaluation": 10, "ensemble": 11, "tracking": 11,
     "simulation": 11, "reports": 11, "monitoring": 11, "bundle": 12, "registry": 12,
-    "outputs": 12, "experiment": 13, "tasks": 14, "serving": 14, "docgen": 15,
+    "outputs": 12, "experiment": 13, "portfolio": 13, "tasks": 14, "serving": 14,
+    "docgen": 15,
 }
 
 

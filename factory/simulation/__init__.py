@@ -8,8 +8,8 @@ it segment by segment. See docs/simulation.md.
 """
 
 from factory.simulation.decisions import bet_size, from_predictions, side_from_proba
-from factory.simulation.engine import SimState, Simulator
+from factory.simulation.engine import CorrelationFilter, SimState, Simulator
 from factory.simulation.result import SimResult
 
-__all__ = ["SimResult", "SimState", "Simulator", "bet_size", "from_predictions",
-           "side_from_proba"]
+__all__ = ["CorrelationFilter", "SimResult", "SimState", "Simulator", "bet_size",
+           "from_predictions", "side_from_proba"]

@@ -6,6 +6,7 @@ symbol's bars; a bar without a row, or with NaN probabilities, makes no decision
 * ``p_short, p_flat, p_long`` (class probabilities; an optional ``side`` column holds the
   primary side under meta-labels), or ``signal`` (-1 / 0 / +1; an optional ``p`` column is the
   winning probability, for probability sizing);
+* ``weight`` (``sim.sizing=weight``): a portfolio's notional weight, a fraction of equity;
 * the label geometry, needed by barrier exits: ``width_up`` / ``width_dn`` in price points,
   or ``barrier_up`` / ``barrier_dn`` as returns on the decision bar's close (the Dataset's
   meta columns), converted with that close.
@@ -63,18 +64,24 @@ class Aligned:
     bet: np.ndarray     # float64 in [0, 1]: probability bet size (1 without probabilities)
     width_up: np.ndarray  # float64 price points (NaN without geometry)
     width_dn: np.ndarray
+    weight: np.ndarray | None = None  # float64 notional weights (``weight`` sizing), NaN: none
 
 
 def align(symbol: str, bars: pd.DataFrame, frame: pd.DataFrame | None, threshold: float,
-          step: float, need_widths: bool, need_bet: bool = True) -> Aligned:
+          step: float, need_widths: bool, need_bet: bool = True,
+          need_weight: bool = False) -> Aligned:
     """Decisions of one symbol on its bars; FactoryError naming the column or stamp.
 
-    ``need_bet=False`` skips the bet sizes (left at 1) when the sizing does not use them."""
+    ``need_bet=False`` skips the bet sizes (left at 1) when the sizing does not use them;
+    ``need_weight`` reads the ``weight`` column (``weight`` sizing)."""
     n = len(bars)
     out = Aligned(np.zeros(n, bool), np.zeros(n, np.int8), np.ones(n), np.full(n, np.nan),
-                  np.full(n, np.nan))
+                  np.full(n, np.nan), np.full(n, np.nan) if need_weight else None)
     if frame is None or len(frame) == 0:
         return out
+    if need_weight and "weight" not in frame.columns:
+        raise FactoryError(f"decisions for {symbol}: `sim.sizing=weight` needs a `weight` "
+                           "column (notional / equity per decision, e.g. from task=portfolio)")
     same = frame.index.equals(bars.index)
     pos = np.arange(n) if same else bars.index.get_indexer(frame.index)
     if not same and (pos < 0).any():
@@ -117,6 +124,8 @@ def align(symbol: str, bars: pd.DataFrame, frame: pd.DataFrame | None, threshold
     if need_bet:
         out.bet[pos] = np.where(np.isfinite(p), bet_size(p, 3, step), 1.0)
     out.width_up[pos], out.width_dn[pos] = wu, wd
+    if need_weight:
+        out.weight[pos] = frame["weight"].to_numpy(np.float64)
     return out
 
 

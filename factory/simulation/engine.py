@@ -34,14 +34,27 @@ from factory.simulation.result import SimResult
 
 log = logging.getLogger(__name__)
 
-SIZINGS = {"fixed": K.SIZING_FIXED, "vol_target": K.SIZING_VOL, "probability": K.SIZING_PROBA}
+SIZINGS = {"fixed": K.SIZING_FIXED, "vol_target": K.SIZING_VOL, "probability": K.SIZING_PROBA,
+           "weight": K.SIZING_WEIGHT}
 EXITS = {"barrier": K.EXIT_BARRIER, "signal": K.EXIT_SIGNAL}
 SLIPPAGES = {"fixed": K.SLIP_FIXED, "volatility": K.SLIP_VOL}
 SIZE_DEFAULTS = {"contracts": 1, "max_position": 10, "vol_target": 0.01, "vol_span": 276,
                  "step": 0.1}
 SLIP_DEFAULTS = {"model": "fixed", "ticks": None, "vol_mult": 0.1, "min_ticks": 1}
 RISK_DEFAULTS = {"max_drawdown": None, "daily_loss": None, "gross_leverage": None,
-                 "flat_at_session_end": False}
+                 "net_leverage": None, "flat_at_session_end": False}
+
+
+@dataclass(frozen=True)
+class CorrelationFilter:
+    """The portfolio's correlation filter (``factory/portfolio``): ``matrices[k]`` (symbols in
+    the simulator's sorted order) is in force for decisions taken at or after ``since[k]``
+    (a bar's close); an entry whose exposure adds to a held (or ordered) position's through
+    a correlation above ``threshold`` (``corr x held side x new side``) is not sent."""
+
+    since: pd.DatetimeIndex
+    matrices: np.ndarray
+    threshold: float
 
 
 @dataclass
@@ -122,15 +135,18 @@ class Simulator:
         an opposite signal reverses; a flat one closes when ``flat_signal_closes``).
     threshold: winning-class probability needed to trade (the backtest's rule).
     sizing: ``fixed`` (``size.contracts``), ``vol_target`` (contracts so the position's daily
-        volatility is ``size.vol_target`` of equity; EWMA over ``size.vol_span`` bars) or
+        volatility is ``size.vol_target`` of equity; EWMA over ``size.vol_span`` bars),
         ``probability`` (López de Prado's bet size times ``size.max_position``, discretised
-        by ``size.step``). Always at most ``size.max_position`` contracts per symbol.
+        by ``size.step``) or ``weight`` (a portfolio's notional weight per decision, the
+        decision frames' ``weight`` column: ``floor(weight x equity / (point_value x
+        close))``). Always at most ``size.max_position`` contracts per symbol.
     slippage: ``model: fixed`` (``ticks``, default the instrument's ``slippage_ticks``) or
         ``volatility`` (``vol_mult`` x the bar volatility in price, rounded to ticks, at least
         ``min_ticks``).
     risk: ``max_drawdown`` (kill switch: flatten and stop), ``daily_loss`` (fraction of the
         session's starting equity: flatten for the rest of the session), ``gross_leverage``
-        (gross notional / equity cap on new orders), ``flat_at_session_end``; null = off.
+        (gross notional / equity cap on new orders), ``net_leverage`` (|net notional| / equity
+        cap on new orders), ``flat_at_session_end``; null = off.
     session_gap_minutes: a pause between bars (beyond one bar) this long starts a session.
     session_minutes: minutes per session (daily volatility from per-bar volatility).
     tearsheet: the report writer the simulate task uses (``factory.reports.Tearsheet``, built
@@ -179,7 +195,7 @@ class Simulator:
         self.slip_code = _choice("slippage.model", self.slippage["model"], SLIPPAGES)
         for key in ("contracts", "max_position", "vol_target", "vol_span"):
             _positive(f"size.{key}", self.size[key])
-        for key in ("max_drawdown", "daily_loss", "gross_leverage"):
+        for key in ("max_drawdown", "daily_loss", "gross_leverage", "net_leverage"):
             _positive(f"risk.{key}", self.risk[key], allow_none=True)
         self.session_gap_minutes = _positive("session_gap_minutes", session_gap_minutes)
         self.session_minutes = _positive("session_minutes", session_minutes)
@@ -209,7 +225,8 @@ class Simulator:
         """A fresh state: flat, equity = ``initial_capital``."""
         return SimState.new(sorted(symbols), self.initial_capital)
 
-    def _params(self, tf: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    def _params(self, tf: pd.Timedelta, corr_max: float = float("nan")
+                ) -> tuple[np.ndarray, np.ndarray]:
         tf_ns = int(tf.value)
         lat = self.latency * tf_ns if self.latency_unit == "bars" else self.latency * 1e9
         pi = np.zeros(K.N_PARAMS_I, np.int64)
@@ -223,19 +240,22 @@ class Simulator:
         pf[K.F_BARS_PER_SESSION] = pd.Timedelta(minutes=self.session_minutes) / tf
         pf[K.F_VOL_TARGET] = float(self.size["vol_target"])
         for col, key in ((K.F_MAX_DD, "max_drawdown"), (K.F_DAILY_LOSS, "daily_loss"),
-                         (K.F_GROSS_CAP, "gross_leverage")):
+                         (K.F_GROSS_CAP, "gross_leverage"), (K.F_NET_CAP, "net_leverage")):
             pf[col] = np.nan if self.risk[key] is None else float(self.risk[key])
         pf[K.F_SLIP_MULT] = float(self.slippage["vol_mult"])
         pf[K.F_SLIP_MIN_TICKS] = float(self.slippage["min_ticks"])
+        pf[K.F_CORR_MAX] = corr_max
         return pi, pf
 
     def run(self, bars: Mapping[str, pd.DataFrame], decisions: Mapping[str, pd.DataFrame],
             instruments: Mapping[str, Instrument], timeframe: pd.Timedelta,
-            state: SimState | None = None) -> tuple[SimResult, SimState]:
+            state: SimState | None = None, correlation: CorrelationFilter | None = None
+            ) -> tuple[SimResult, SimState]:
         """Replay one segment of bars; returns its result and the state to continue from.
 
         ``state`` (from :meth:`start` or a previous call) is not modified: the returned
         state is a new object. ``decisions`` may lack symbols (no trading there).
+        ``correlation``: a portfolio's correlation filter (None: off).
         """
         state = self.start(list(bars)) if state is None else state.copy()
         symbols = state.symbols
@@ -255,12 +275,14 @@ class Simulator:
         for s, sym in enumerate(symbols):
             frame = bars[sym]
             al = align(sym, frame, decisions.get(sym), self.threshold, float(self.size["step"]),
-                       need_widths, need_bet=self.sizing == "probability")
+                       need_widths, need_bet=self.sizing == "probability",
+                       need_weight=self.sizing == "weight")
             parts.append((frame, al))
             sym_idx.append(np.full(len(frame), s, np.int64))
         ev = self._merge_events(parts, np.concatenate(sym_idx) if sym_idx else np.zeros(0, int),
                                 state, tf)
-        pi, pf = self._params(tf)
+        corr, corr_max = self._correlation(correlation, ev, tf, len(symbols))
+        pi, pf = self._params(tf, corr_max)
         spec = [instruments[s] for s in symbols]
         pv = np.array([i.point_value for i in spec])
         tick = np.array([i.tick_size for i in spec])
@@ -273,12 +295,29 @@ class Simulator:
         K.simulate(ev["sym"], ev["ts"], ev["o"], ev["h"], ev["l"], ev["c"], ev["last"],
                    ev["valid"], ev["side"], ev["q"], ev["wup"], ev["wdn"], ev["g_start"],
                    ev["g_new"], pv, tick, comm, max_pos, base, pi, pf, state.sym_f, state.sym_i,
-                   state.port_f, state.port_i, *out.record_arrays(), *out.bar_arrays())
+                   state.port_f, state.port_i, *out.record_arrays(), *out.bar_arrays(),
+                   ev["block"], corr)
         result = out.finish(state, symbols, ev, tf)
         result.summary["initial_capital"] = self.initial_capital
         log.info("simulated %d bars of %s <trades=%d, equity=%.2f>", ev["n"],
                  ",".join(symbols), len(result.trades), state.equity)
         return result, state
+
+    @staticmethod
+    def _correlation(flt: CorrelationFilter | None, ev: dict, tf: pd.Timedelta, n: int
+                     ) -> tuple[np.ndarray, float]:
+        """The filter's matrices and threshold; ``ev["block"]``: the matrix each bar uses."""
+        if flt is None:
+            ev["block"] = np.full(ev["n"], -1, np.int64)
+            return np.zeros((0, n, n)), float("nan")
+        mats = np.ascontiguousarray(flt.matrices, np.float64)
+        if mats.ndim != 3 or mats.shape[1:] != (n, n) or len(mats) != len(flt.since):
+            raise FactoryError(f"correlation filter: {len(flt.since)} stamps and matrices of "
+                               f"shape {mats.shape}; need (stamps, {n}, {n})")
+        since = pd.DatetimeIndex(flt.since).as_unit("ns").asi8
+        ev["block"] = np.searchsorted(since, ev["ts"] + tf.value, side="right").astype(
+            np.int64) - 1
+        return mats, float(flt.threshold)
 
     def _merge_events(self, parts, sym_of, state: SimState, tf: pd.Timedelta) -> dict:
         """All symbols' bars in (time, symbol) order, with groups and session flags."""
@@ -303,6 +342,8 @@ class Simulator:
         if self.sizing == "probability":
             ev["q"] = cat(lambda f, a: np.floor(a.bet * self.size["max_position"] + 1e-9),
                           np.float64)
+        elif self.sizing == "weight":
+            ev["q"] = cat(lambda f, a: a.weight, np.float64)
         else:
             ev["q"] = np.full(len(ts), float(self.size["contracts"]))
         starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, int)

@@ -9,7 +9,12 @@ A. per symbol bar: fill the pending order once it has arrived (the bar's open, o
    when asked; update the volatility estimate with the bar's close.
 B. portfolio: equity, peak, session start; the drawdown kill switch and the daily loss
    limit (each flattens through ordinary orders, so latency applies to them too).
-C. per symbol bar: the decision at the bar's close becomes an order (sized, capped).
+C. per symbol bar: the decision at the bar's close becomes an order (sized, capped). A
+   portfolio (``factory/portfolio``) adds three hooks here: ``weight`` sizing (the event's
+   ``q`` is a notional weight: contracts = floor(q x equity / (point value x close))), a
+   net-exposure cap, and a correlation filter (no entry that adds to a held position's
+   exposure through a correlation above a threshold; the matrices are given per block of
+   time, ``ev_block`` says which one a bar uses, -1 none).
 
 Everything the loop carries between bars lives in four small arrays (``sym_f``, ``sym_i``,
 ``port_f``, ``port_i``; the column constants below), so a run can stop after any bar and
@@ -50,11 +55,11 @@ P_TF_NS, P_LATENCY_NS, P_HORIZON, P_EXIT, P_FLAT_CLOSES, P_SIZING, P_FLAT_EOD = 
 P_SLIP_MODE, P_VOL_MIN = range(7, 9)
 N_PARAMS_I = 9
 F_ALPHA, F_BARS_PER_SESSION, F_VOL_TARGET, F_MAX_DD, F_DAILY_LOSS, F_GROSS_CAP = range(6)
-F_SLIP_MULT, F_SLIP_MIN_TICKS = range(6, 8)
-N_PARAMS_F = 8
+F_SLIP_MULT, F_SLIP_MIN_TICKS, F_NET_CAP, F_CORR_MAX = range(6, 10)
+N_PARAMS_F = 10
 
 EXIT_BARRIER, EXIT_SIGNAL = 0, 1
-SIZING_FIXED, SIZING_VOL, SIZING_PROBA = 0, 1, 2
+SIZING_FIXED, SIZING_VOL, SIZING_PROBA, SIZING_WEIGHT = 0, 1, 2, 3
 SLIP_FIXED, SLIP_VOL = 0, 1
 
 # --- reasons (fills, orders, trades) and limit-event kinds; names in REASONS / EVENTS
@@ -62,8 +67,9 @@ R_ENTRY, R_SIGNAL, R_UPPER, R_LOWER, R_AMBIGUOUS, R_VERTICAL = range(6)
 R_SESSION_END, R_KILL, R_DAILY = range(6, 9)
 REASONS = ("entry", "signal", "upper", "lower", "ambiguous", "vertical", "session_end",
            "kill_switch", "daily_loss")
-E_KILL, E_DAILY, E_GROSS_CAP, E_SESSION_FLAT, E_RESUME = range(5)
-EVENTS = ("kill_switch", "daily_loss", "gross_cap", "session_flat", "resume")
+E_KILL, E_DAILY, E_GROSS_CAP, E_SESSION_FLAT, E_RESUME, E_NET_CAP, E_CORR = range(7)
+EVENTS = ("kill_switch", "daily_loss", "gross_cap", "session_flat", "resume", "net_cap",
+          "correlation")
 ST_PENDING, ST_FILLED, ST_CANCELLED, ST_VOID = range(4)
 STATUS = ("pending", "filled", "cancelled", "void")
 
@@ -205,7 +211,8 @@ def _slippage(s, slip_mode, base_ticks, tick, mult, min_ticks, vol_min, sym_f, s
 def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, ev_q, ev_wup,
              ev_wdn, g_start, g_new_session, pv, tick, comm, max_pos, base_ticks, params_i,
              params_f, sym_f, sym_i, port_f, port_i, tr_i, tr_f, fi_i, fi_f, or_i, or_f, ev_i,
-             ev_f, bar_pos, bar_pnl, g_equity, g_gross):  # pragma: no cover (compiled)
+             ev_f, bar_pos, bar_pnl, g_equity, g_gross, ev_block, corr
+             ):  # pragma: no cover (compiled)
     """Run the bars of one segment; state arrays are updated in place (see module docs)."""
     n_sym = sym_f.shape[0]
     tf = params_i[P_TF_NS]
@@ -218,6 +225,7 @@ def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, 
     alpha = params_f[F_ALPHA]
     max_dd, daily_loss = params_f[F_MAX_DD], params_f[F_DAILY_LOSS]
     gross_cap = params_f[F_GROSS_CAP]
+    net_cap, corr_max = params_f[F_NET_CAP], params_f[F_CORR_MAX]
     n_groups = len(g_start) - 1
     for g in range(n_groups):
         a, b = g_start[g], g_start[g + 1]
@@ -326,10 +334,11 @@ def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, 
                 _flatten_all(R_DAILY, close_ts, close_ts + latency, n_sym, sym_f, sym_i,
                              port_i, or_i, or_f)
         # ---- phase C: decisions at the close become orders
-        gross, held_gross = 0.0, 0.0
+        gross, held_gross, net = 0.0, 0.0, 0.0
         for s in range(n_sym):
             committed = sym_f[s, PEND_TARGET] if sym_i[s, PEND_ACTIVE] == 1 else sym_f[s, POS]
             gross += abs(committed) * pv[s] * sym_f[s, LAST_CLOSE]
+            net += committed * pv[s] * sym_f[s, LAST_CLOSE]
             held_gross += abs(sym_f[s, POS]) * pv[s] * sym_f[s, LAST_CLOSE]
         g_equity[g] = eq
         g_gross[g] = held_gross
@@ -361,18 +370,40 @@ def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, 
                 ok = sym_i[s, N_VOL] >= vol_min and sigma_day > 0.0 and eq > 0.0
                 qty = math.floor(params_f[F_VOL_TARGET] * eq / (pv[s] * c * sigma_day)) if ok \
                     else 0.0
+            elif sizing == SIZING_WEIGHT:  # a notional weight (NaN or <= 0: no trade)
+                w = ev_q[e]
+                qty = math.floor(w * eq / (pv[s] * c)) if w > 0.0 and eq > 0.0 else 0.0
             else:
                 qty = ev_q[e]
             qty = min(qty, max_pos[s])
             committed = sym_f[s, PEND_TARGET] if pending else sym_f[s, POS]
-            if not np.isnan(gross_cap):
+            blk = ev_block[e]
+            if not np.isnan(corr_max) and blk >= 0 and qty > 0.0:
+                for j in range(n_sym):  # exposure added to a held one through correlation
+                    other = sym_f[j, PEND_TARGET] if sym_i[j, PEND_ACTIVE] == 1 else \
+                        sym_f[j, POS]
+                    if j == s or other == 0.0:
+                        continue
+                    rho = corr[blk, s, j] * (1.0 if other > 0 else -1.0) * want
+                    if rho > corr_max:
+                        _event(port_i, ev_i, ev_f, close_ts, E_CORR, s, rho, corr_max)
+                        qty = -1.0  # blocked: no order, not a zero size
+                        break
+            if not np.isnan(gross_cap) and qty >= 0.0:
                 others = gross - abs(committed) * pv[s] * c
                 room = math.floor((gross_cap * eq - others) / (pv[s] * c))
                 if room < qty:
                     _event(port_i, ev_i, ev_f, close_ts, E_GROSS_CAP, s, qty, max(room, 0.0))
                     qty = max(room, 0.0)
+            if not np.isnan(net_cap) and qty > 0.0:
+                others = net - committed * pv[s] * c
+                room = math.floor((net_cap * eq - want * others) / (pv[s] * c))
+                if room < qty:
+                    _event(port_i, ev_i, ev_f, close_ts, E_NET_CAP, s, qty, max(room, 0.0))
+                    qty = max(room, 0.0)
             if qty <= 0.0:
-                port_i[N_SKIPPED] += 1
+                if qty == 0.0:
+                    port_i[N_SKIPPED] += 1
                 if exit_mode == EXIT_SIGNAL and (sym_f[s, POS] != 0.0 or pending):
                     _order(s, 0.0, R_SIGNAL, close_ts, close_ts + latency, 0.0, 0.0, sym_f,
                            sym_i, port_i, or_i, or_f)  # the old view is gone: go flat
@@ -382,3 +413,4 @@ def simulate(ev_sym, ev_ts, ev_o, ev_h, ev_l, ev_c, ev_last, ev_valid, ev_side, 
             _order(s, target, reason, close_ts, close_ts + latency, ev_wup[e], ev_wdn[e], sym_f,
                    sym_i, port_i, or_i, or_f)
             gross += (qty - abs(committed)) * pv[s] * c
+            net += (target - committed) * pv[s] * c

@@ -11,7 +11,8 @@ fills       every execution: time, symbol, order_id (-1 for bracket exits), reas
 orders      every market order a decision or a limit sent: created/arrival/fill times,
             target position, status (filled, cancelled, void = nothing left to do)
 events      every risk-limit event: time, kind (kill_switch, daily_loss, gross_cap,
-            session_flat, resume), symbol (empty = portfolio), the value and the limit
+            net_cap, correlation, session_flat, resume), symbol (empty = portfolio), the
+            value and the limit
 positions   per symbol bar: signed contracts after the bar, P&L in currency in the bar
 equity      per bar stamp (all symbols): equity after the bar's close, its P&L, gross
             notional held
@@ -69,8 +70,9 @@ class SimResult:
             "fi_i": np.zeros((fills, len(K.FI_I)), np.int64),
             "fi_f": np.zeros((fills, len(K.FI_F))),
             "or_i": np.zeros((cap, len(K.OR_I)), np.int64), "or_f": np.zeros((cap, len(K.OR_F))),
-            "ev_i": np.zeros((2 * cap + 4, len(K.EV_I)), np.int64),
-            "ev_f": np.zeros((2 * cap + 4, len(K.EV_F))),
+            # a decision can raise a gross, a net and a correlation event: 4 x cap is room
+            "ev_i": np.zeros((4 * cap + 4, len(K.EV_I)), np.int64),
+            "ev_f": np.zeros((4 * cap + 4, len(K.EV_F))),
             "bar_pos": np.zeros(n), "bar_pnl": np.zeros(n),
             "g_equity": np.zeros(n_groups), "g_gross": np.zeros(n_groups),
         }
