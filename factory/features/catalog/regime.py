@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from factory.errors import FactoryError
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream, PandasRolling, Ring
+from factory.features.streaming_kernels import count_valid, rank_average
 
 _CHUNK = 16_384  # rows per chunk of trend_regime's lag sums
 
@@ -48,10 +50,39 @@ def volatility_regime(
     r1 = pd.Series(np.log(bars["close"].to_numpy(np.float64))).diff()
     vol = r1.rolling(window, min_periods=window).std()
     rank = vol.rolling(lookback, min_periods=lookback).rank(method="average").to_numpy()
+    return _vol_regime_columns(rank, window, lookback, low, high)
+
+
+def _vol_regime_columns(rank: np.ndarray, window: int, lookback: int, low: float,
+                        high: float) -> Columns:
     rank = (rank - 1.0) / (lookback - 1.0)
     bucket = np.where(rank < low, -1.0, np.where(rank > high, 1.0, 0.0))
     bucket[np.isnan(rank)] = np.nan
     return {f"vol_rank_{window}_{lookback}": rank, f"vol_regime_{window}_{lookback}": bucket}
+
+
+@streaming(volatility_regime)
+class _VolRegimeStream(GroupStream):
+    """pandas' rolling std of the return, and its rank among the last ``lookback`` vols
+    (the skiplist's average rank, counted on the window)."""
+
+    @classmethod
+    def converge(cls, window, lookback, low, high) -> int:
+        return int(window) + int(lookback)
+
+    def warm(self, h) -> None:
+        self.std = PandasRolling("std", int(self.p["window"]))
+        self.vols = Ring(int(self.p["lookback"]), self.std.warm(h["r1"]))
+
+    def step(self, b) -> dict[str, float]:
+        p = self.p
+        window, lookback = int(p["window"]), int(p["lookback"])
+        vol = self.std.push(b.r1)
+        self.vols.push(vol)
+        recent = self.vols.last(lookback)
+        rank = rank_average(recent, vol) if count_valid(recent) >= lookback else np.nan
+        return {k: v[0] for k, v in _vol_regime_columns(np.array([rank]), window, lookback,
+                                                         p["low"], p["high"]).items()}
 
 
 @register(warmup=lambda window, threshold, clip: int(window) - 1, category="regime")
@@ -75,7 +106,11 @@ def trend_regime(
     if w < 3 or threshold < 0 or clip <= 0:
         raise FactoryError(f"trend_regime: need window >= 3, threshold >= 0 and clip > 0; got "
                            f"window={window}, threshold={threshold}, clip={clip}")
-    y = np.log(bars["close"].to_numpy(np.float64))
+    return _trend_columns(np.log(bars["close"].to_numpy(np.float64)), w, threshold, clip)
+
+
+def _trend_columns(y: np.ndarray, w: int, threshold: float, clip: float) -> Columns:
+    """``trend_regime``'s columns at every position of the log closes ``y``."""
     n = len(y)
     z = np.full(n, np.nan)
     r2 = np.full(n, np.nan)
@@ -122,6 +157,20 @@ def trend_regime(
     bucket = np.where(z >= threshold, 1.0, np.where(z <= -threshold, -1.0, 0.0))
     bucket[np.isnan(z)] = np.nan
     return {f"trend_z_{w}": z, f"trend_r2_{w}": r2, f"trend_regime_{w}": bucket}
+
+
+@streaming(trend_regime)
+class _TrendRegimeStream(GroupStream):
+    """The batch sums on exactly the last ``window`` log closes (same elementwise order)."""
+
+    @classmethod
+    def lookback(cls, window, threshold, clip) -> int:
+        return int(window)
+
+    def step(self, b) -> dict[str, float]:
+        w = int(self.p["window"])
+        cols = _trend_columns(b.last("logc", w), w, self.p["threshold"], self.p["clip"])
+        return {k: v[-1] for k, v in cols.items()}
 
 
 # Leading undefined bars, as a function of the group's parameters (as core.WARMUP).
