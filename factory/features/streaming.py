@@ -293,12 +293,13 @@ class GroupSet:
         """Set every stream up from ``bars`` (the whole history; it may be empty)."""
         from factory.features.catalog.temporal import Sessions
 
-        self.streams, self.fallbacks = [], []
+        self.streams, self.fallbacks, self.names = [], [], []
         sample = bars if len(bars) else _empty_bars(bars)
         for group, params in self.specs:
-            if self.wanted is not None and not set(group_columns(group, params, sample)) & \
-                    self.wanted:
+            names = group_columns(group, params, sample)
+            if self.wanted is not None and not set(names) & self.wanted:
                 continue
+            self.names += names
             if group.stream is None:
                 self.streams.append(WindowStream(group, params))
                 self.fallbacks.append(group.name)
