@@ -62,10 +62,18 @@ class SequenceAdapter(TabularAdapter):
             log.info("sequence windows: %s rows without %d in-segment bars dropped",
                      dropped, self.seq_len)
         y = ds.label_index(ends)
+        return self.input_from_rows(ds.matrix(), ends, y, self.weights(ds, ends, y))
+
+    def input_from_rows(self, X: np.ndarray, ends: np.ndarray | None = None,
+                        y: np.ndarray | None = None,
+                        weight: np.ndarray | None = None) -> SequenceInput:
+        """Lazy windows of the feature rows ``X`` ending at ``ends`` (default: one window,
+        ending at the last row): the path of :meth:`transform`, also fed directly by a
+        streamer's newest ``seq_len`` rows (no Dataset)."""
+        ends = np.array([len(X) - 1]) if ends is None else ends
         scaled = self.center_ is not None
         return SequenceInput(
-            X=ds.matrix(), ends=ends, seq_len=self.seq_len, y=y,
-            weight=self.weights(ds, ends, y),
+            X=X, ends=ends, seq_len=self.seq_len, y=y, weight=weight,
             rows=ends, feature_names=self.feature_names_,
             center=self.center_ if scaled else None, scale=self.scale_ if scaled else None,
             clip=self.clip if scaled else None,

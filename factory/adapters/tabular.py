@@ -116,12 +116,14 @@ class TabularAdapter(BaseEstimator):
 
     def transform(self, ds: Dataset, rows: np.ndarray) -> TabularInput:
         y = ds.label_index(rows)
-        return TabularInput(
-            X=self.transform_matrix(ds.matrix()[rows]),
-            y=y,
-            weight=self.weights(ds, rows, y),
-            feature_names=self.feature_names_,
-        )
+        return self.input_from_rows(ds.matrix()[rows], y, self.weights(ds, rows, y))
+
+    def input_from_rows(self, X: np.ndarray, y: np.ndarray | None = None,
+                        weight: np.ndarray | None = None) -> TabularInput:
+        """The model input of the feature rows ``X`` (one sample per row): the path of
+        :meth:`transform`, also fed directly by a streamer's newest row (no Dataset)."""
+        return TabularInput(X=self.transform_matrix(X), y=y, weight=weight,
+                            feature_names=self.feature_names_)
 
     def state(self) -> dict:
         """Everything learned in ``fit``, as JSON-able values (saved beside the model)."""

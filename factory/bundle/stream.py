@@ -7,20 +7,24 @@ A :class:`Streamer` serves one symbol (a live loop keeps one per symbol)::
     for bar in feed:                   # each new closed bar, in time order
         prediction = streamer.update(bar)   # {timestamp, symbol, p_short, ..., version}
 
-Two halves:
+Two halves (docs/streaming.md):
 
-* **Features** (:class:`FeatureStream`): the selected feature columns of the newest bar. The
-  reference implementation, :class:`WindowFeatureStream`, recomputes the bundle's features
-  over a bounded trailing window of bars (``window``, long enough for every feature to
-  converge: the longest rolling window, plus the smoothing transient of the recursive ones)
-  and keeps the last row: one definition of every feature, never the whole history.
-* **Model**: the last rows of features (as many as the adapter's window needs), the last bars
-  (for multi-resolution and price-context inputs) and the predictor's own batch code on that
-  small dataset: the same adapter and model code as batch prediction, on O(window) data.
+* **Features**: :class:`IncrementalFeatureStream` keeps per-group state
+  (:mod:`factory.features.streaming`: TA-Lib stream handles, pandas' rolling accumulators,
+  window helpers, a ladder updated when a higher-timeframe bar completes, the HMM filter one
+  step per bar, fracdiff as one dot product): O(window) work per bar, values bit for bit
+  the batch ones. :class:`WindowFeatureStream` is the reference it replaced: the whole
+  pipeline recomputed over a trailing window of bars for every bar.
+* **Model**: for a single model fed by the tabular or sequence adapter, the newest feature
+  rows go straight through the adapter's ``input_from_rows`` (the numpy path its
+  ``transform`` uses) into the model: no DataFrame, no Dataset. Other predictors (ensembles,
+  multi-resolution and price-context inputs, which read bars) run their own batch code on a
+  small dataset of the kept rows and bars.
 
 ``update`` refuses a bar that is not newer than the last one, has a non-finite or negative
 value, or breaks high >= max(open, close) >= min(open, close) >= low, and leaves the state
-untouched when it does.
+untouched when it does. ``timings`` holds, per prediction, the seconds spent on features,
+adapter and model, and the process CPU seconds of the whole update.
 """
 
 from __future__ import annotations
@@ -35,49 +39,81 @@ import pandas as pd
 from factory.bundle.features import FeatureState
 from factory.data.bars import BarSet
 from factory.errors import FactoryError
+from factory.features.streaming_pipeline import FeatureStream
+from factory.training.predictor import predict_output
 
 OHLCV = ("open", "high", "low", "close", "volume")
+FAST_ADAPTERS = ("tabular", "sequence")
+
+
+def as_bar(bar, symbol: str) -> tuple[pd.Timestamp, dict[str, float]]:
+    """One bar (a mapping with ``timestamp`` and OHLCV, a Series named by its timestamp, or a
+    one-row frame) as its UTC timestamp and checked float values."""
+    if isinstance(bar, pd.DataFrame):
+        if len(bar) != 1:
+            raise FactoryError(f"bar for {symbol}: send one bar at a time, got {len(bar)} rows")
+        bar = {"timestamp": bar.index[0], **bar.iloc[0].to_dict()}
+    elif not isinstance(bar, Mapping) and hasattr(bar, "to_dict"):
+        bar = {"timestamp": bar.name, **bar.to_dict()}
+    missing = [k for k in ("timestamp", *OHLCV) if k not in bar]
+    if missing:
+        raise FactoryError(f"bar for {symbol}: missing field(s) {missing}; send timestamp, "
+                           f"open, high, low, close, volume")
+    ts = pd.Timestamp(bar["timestamp"])
+    if ts.tzinfo is None:
+        raise FactoryError(f"bar for {symbol}: timestamp {bar['timestamp']!r} has no "
+                           f"timezone; send UTC (e.g. '2024-05-02T14:35:00Z')")
+    try:
+        values = {k: float(bar[k]) for k in OHLCV}
+    except (TypeError, ValueError) as exc:
+        raise FactoryError(f"bar for {symbol}: a price or volume is not a number "
+                           f"({exc}); send numbers") from None
+    ts = ts.tz_convert("UTC")
+    o, h, lo, c, v = (values[k] for k in OHLCV)
+    if not all(np.isfinite(x) for x in (o, h, lo, c, v)):
+        raise FactoryError(f"bar for {symbol} at {ts}: non-finite value; send finite prices "
+                           f"and volume")
+    if v < 0 or min(o, c) < lo or max(o, c) > h or lo <= 0:
+        raise FactoryError(f"bar for {symbol} at {ts}: need low <= open, close <= high, "
+                           f"prices > 0 and volume >= 0; got {values}")
+    return ts, values
 
 
 def as_bar_frame(bar, symbol: str) -> pd.DataFrame:
-    """One bar (a mapping with ``timestamp`` and OHLCV, or a one-row frame) as a checked frame."""
-    if isinstance(bar, pd.DataFrame):
-        frame = bar
-    else:
-        if not isinstance(bar, Mapping) and hasattr(bar, "to_dict"):
-            bar = {"timestamp": bar.name, **bar.to_dict()}
-        missing = [k for k in ("timestamp", *OHLCV) if k not in bar]
-        if missing:
-            raise FactoryError(f"bar for {symbol}: missing field(s) {missing}; send timestamp, "
-                               f"open, high, low, close, volume")
-        ts = pd.Timestamp(bar["timestamp"])
-        if ts.tzinfo is None:
-            raise FactoryError(f"bar for {symbol}: timestamp {bar['timestamp']!r} has no "
-                               f"timezone; send UTC (e.g. '2024-05-02T14:35:00Z')")
-        try:
-            values = {k: float(bar[k]) for k in OHLCV}
-        except (TypeError, ValueError) as exc:
-            raise FactoryError(f"bar for {symbol}: a price or volume is not a number "
-                               f"({exc}); send numbers") from None
-        frame = pd.DataFrame(values, index=pd.DatetimeIndex([ts.tz_convert("UTC")],
-                                                            name="timestamp"))
-    values = frame[list(OHLCV)].to_numpy(np.float64)
-    if not np.isfinite(values).all():
-        raise FactoryError(f"bar for {symbol} at {frame.index[0]}: non-finite value; send "
-                           f"finite prices and volume")
-    o, h, lo, c, v = values.T
-    if (v < 0).any() or (np.minimum(o, c) < lo).any() or (np.maximum(o, c) > h).any() or (
-            lo <= 0).any():
-        got = dict(zip(OHLCV, values[0].tolist(), strict=True))
-        raise FactoryError(f"bar for {symbol} at {frame.index[0]}: need low <= open, close <= "
-                           f"high, prices > 0 and volume >= 0; got {got}")
-    return frame[list(OHLCV)].astype(np.float64)
+    """One checked bar as a one-row OHLCV frame (float64, UTC time index)."""
+    ts, values = as_bar(bar, symbol)
+    return pd.DataFrame({k: [values[k]] for k in OHLCV},
+                        index=pd.DatetimeIndex([ts], name="timestamp"))
+
+
+class IncrementalFeatureStream:
+    """The bundle's feature row of each new bar from per-group state (module docstring)."""
+
+    def __init__(self, state: FeatureState, symbol: str) -> None:
+        if state.fitted and symbol not in state.fitted:
+            raise FactoryError(f"symbol {symbol!r}: the bundle was trained on "
+                               f"{sorted(state.fitted)}; its fitted features (HMM, fracdiff) "
+                               f"have no state for it")
+        self.state, self.symbol = state, symbol
+        self.stream = FeatureStream(state.pipeline(), state.fitted.get(symbol, {}),
+                                    state.columns, state.timeframe)
+
+    def warm_up(self, history: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows of the history (one batch pass), and every stream's state."""
+        self.stream.warm(history[list(OHLCV)])
+        return self.state.frame(self.symbol, history)
+
+    def push(self, ts: pd.Timestamp, values: dict) -> np.ndarray:
+        return self.stream.update(ts, values)
+
+    def update(self, bar: pd.DataFrame) -> np.ndarray:
+        return self.push(bar.index[0], {k: float(bar[k].iloc[0]) for k in OHLCV})
 
 
 class WindowFeatureStream:
-    """Features of the newest bar from a bounded trailing window of bars (see module doc)."""
+    """Reference: the whole pipeline over the trailing ``window`` bars, for every bar."""
 
-    def __init__(self, state: FeatureState, symbol: str, window: int) -> None:
+    def __init__(self, state: FeatureState, symbol: str, window: int = 3000) -> None:
         self.state, self.symbol, self.window = state, symbol, int(window)
         self.bars: pd.DataFrame | None = None
 
@@ -86,41 +122,78 @@ class WindowFeatureStream:
         self.bars = history.iloc[-self.window:]
         return self.state.frame(self.symbol, history)
 
+    def push(self, ts: pd.Timestamp, values: dict) -> np.ndarray:
+        frame = pd.DataFrame({k: [values[k]] for k in OHLCV},
+                             index=pd.DatetimeIndex([ts], name="timestamp"))
+        return self.update(frame)
+
     def update(self, bar: pd.DataFrame) -> np.ndarray:
         self.bars = pd.concat([self.bars, bar]).iloc[-self.window:]
         return self.state.frame(self.symbol, self.bars).to_numpy(np.float32)[-1]
+
+
+class RowTape:
+    """The last ``keep`` feature rows (float32) in a double-capacity buffer."""
+
+    def __init__(self, keep: int, rows: np.ndarray) -> None:
+        self.keep = keep
+        self.buf = np.empty((2 * keep, rows.shape[1]), np.float32)
+        tail = rows[-keep:]
+        self.buf[: len(tail)] = tail
+        self.n = len(tail)
+
+    def push(self, row: np.ndarray) -> None:
+        if self.n == len(self.buf):
+            self.buf[: self.keep] = self.buf[self.keep:]
+            self.n = self.keep
+        self.buf[self.n] = row
+        self.n += 1
+
+    def last(self, k: int) -> np.ndarray:
+        return self.buf[max(self.n - k, 0): self.n]
 
 
 class Streamer:
     """One symbol's live predictions from a bundle (see the module docstring).
 
     ``keep``: rows of features and bars kept for the model side (the adapter's window and
-    history needs; default: enough for any shipped adapter). ``feature_window``: the
-    trailing bars the reference feature stream recomputes over.
+    history needs; default: enough for any shipped adapter). ``feature_stream``: a factory
+    ``(state, symbol) -> stream`` (default :class:`IncrementalFeatureStream`; e.g.
+    ``lambda s, sym: WindowFeatureStream(s, sym, feature_window)`` for the reference).
     """
 
-    def __init__(self, bundle, symbol: str, keep: int = 1200,
-                 feature_window: int = 3000, feature_stream=None) -> None:
+    def __init__(self, bundle, symbol: str, keep: int = 1200, feature_window: int = 3000,
+                 feature_stream=None) -> None:
         if symbol not in bundle.schema["symbols"]:
             raise FactoryError(f"symbol {symbol!r} is not in the bundle (trained on "
                                f"{bundle.schema['symbols']})")
         self.bundle, self.symbol, self.keep = bundle, symbol, int(keep)
+        self.feature_window = int(feature_window)
         states = {"": bundle.features, **bundle.base_features}
-        self.streams = {name: (feature_stream(state, symbol) if feature_stream else
-                               WindowFeatureStream(state, symbol, feature_window))
-                        for name, state in states.items()}
-        self.rows: dict[str, deque] = {}
-        self.bars: pd.DataFrame | None = None
-        self.timings: list[tuple[float, float]] = []
+        make = feature_stream or IncrementalFeatureStream
+        self.streams = {name: make(state, symbol) for name, state in states.items()}
+        self.rows: dict[str, RowTape] = {}
+        self._bars: deque = deque(maxlen=self.keep)
+        self.seen = 0
+        self.last_ts: pd.Timestamp | None = None
+        self.timings: list[tuple[float, float, float, float]] = []
+        predictor = bundle.predictor
+        self.fast = (not bundle.base_features and hasattr(predictor, "adapter")
+                     and getattr(predictor.adapter, "kind", None) in FAST_ADAPTERS)
 
     @property
     def warm(self) -> bool:
-        return self.bars is not None and len(self.bars) > self.bundle.warmup()
+        return self.seen > self.bundle.warmup()
 
     def needed(self) -> int:
         """Bars still needed before predictions start."""
-        have = 0 if self.bars is None else len(self.bars)
-        return max(self.bundle.warmup() + 1 - have, 0)
+        return max(self.bundle.warmup() + 1 - self.seen, 0)
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        """The kept bars (the newest ``keep``) as an OHLCV frame."""
+        index = pd.DatetimeIndex([ts for ts, _ in self._bars], name="timestamp")
+        return pd.DataFrame([v for _, v in self._bars], index=index, columns=list(OHLCV))
 
     def warm_up(self, history: pd.DataFrame) -> None:
         """Feed the past bars (checked, in time order) before live updates start."""
@@ -128,57 +201,93 @@ class Streamer:
         if not history.index.is_monotonic_increasing or history.index.has_duplicates:
             raise FactoryError(f"warm-up history of {self.symbol}: timestamps must be strictly "
                                f"increasing (sort and de-duplicate the bars)")
-        self.bars = history.iloc[-self.keep:]
         for name, stream in self.streams.items():
             frame = stream.warm_up(history)
-            self.rows[name] = deque(frame.to_numpy(np.float32)[-self.keep:], maxlen=self.keep)
+            self.rows[name] = RowTape(self.keep, frame.to_numpy(np.float32))
+        tail = history.iloc[-self.keep:]
+        self._bars = deque(zip(tail.index, tail.to_numpy(np.float64).tolist(), strict=True),
+                           maxlen=self.keep)
+        self.seen = len(history)
+        self.last_ts = history.index[-1] if len(history) else None
 
     def update(self, bar) -> dict:
         """The prediction for a new bar (refused, with the state untouched, when invalid)."""
-        frame = as_bar_frame(bar, self.symbol)
-        if self.bars is not None and len(self.bars) and frame.index[0] <= self.bars.index[-1]:
-            raise FactoryError(f"bar for {self.symbol} at {frame.index[0]} is not after the "
-                               f"last one ({self.bars.index[-1]}); send bars in time order, "
-                               f"once each")
-        if self.bars is None:
-            self.warm_up(frame)
-            return self._not_ready(frame.index[0])
-        t0 = time.perf_counter()
-        rows = {name: stream.update(frame) for name, stream in self.streams.items()}
-        self.bars = pd.concat([self.bars, frame]).iloc[-self.keep:]
-        for name, row in rows.items():
-            self.rows[name].append(row)
+        cpu, t0 = time.process_time(), time.perf_counter()
+        ts, values = as_bar(bar, self.symbol)
+        if self.last_ts is not None and ts <= self.last_ts:
+            raise FactoryError(f"bar for {self.symbol} at {ts} is not after the last one "
+                               f"({self.last_ts}); send bars in time order, once each")
+        if self.last_ts is None:
+            self.warm_up(pd.DataFrame({k: [values[k]] for k in OHLCV},
+                                      index=pd.DatetimeIndex([ts], name="timestamp")))
+            return self._not_ready(ts)
+        for name, stream in self.streams.items():
+            self.rows[name].push(stream.push(ts, values))
+        self._bars.append((ts, [values[k] for k in OHLCV]))
+        self.seen += 1
+        self.last_ts = ts
         t1 = time.perf_counter()
         if not self.warm:
-            return self._not_ready(frame.index[0])
-        out = self._predict()
-        self.timings.append((t1 - t0, time.perf_counter() - t1))
+            return self._not_ready(ts)
+        out, t_adapter, t_model = self._predict_fast(ts) if self.fast else self._predict(ts)
+        if out.get("ready"):
+            self.timings.append((t1 - t0, t_adapter, t_model, time.process_time() - cpu))
         return out
 
     def _not_ready(self, ts) -> dict:
         return {"timestamp": ts, "symbol": self.symbol, "ready": False, "needed": self.needed()}
 
-    def _dataset(self, name: str, predictor):
+    def _result(self, ts, proba, expected=None, confidence=None) -> dict:
+        out = {"timestamp": ts, "symbol": self.symbol, "p_short": float(proba[0]),
+               "p_flat": float(proba[1]), "p_long": float(proba[2])}
+        if expected is not None:
+            out["expected_return"] = float(expected)
+        if confidence is not None:
+            out["confidence"] = float(confidence)
+        out.update(ready=True, version=self.bundle.manifest.get("version"))
+        return out
+
+    def _predict_fast(self, ts) -> tuple[dict, float, float]:
+        """A single tabular / sequence model: the newest rows through the adapter's numpy
+        path into the model (a window with a non-finite row is not ready, as in batch)."""
+        predictor = self.bundle.predictor
+        need = predictor.history_rows()
+        window = self.rows[""].last(need)
+        if len(window) < need or not np.isfinite(window).all():
+            return self._not_ready(ts), 0.0, 0.0
+        t0 = time.perf_counter()
+        x = predictor.adapter.input_from_rows(window)
+        t1 = time.perf_counter()
+        out = predict_output(predictor.model, x)
+        t2 = time.perf_counter()
+        pick = (lambda a: None if a is None else np.asarray(a)[-1])
+        return (self._result(ts, out.proba[-1], pick(out.expected_return),
+                             pick(out.confidence)), t1 - t0, t2 - t1)
+
+    def _dataset(self, name: str, predictor, bars: pd.DataFrame):
         """A small dataset: the newest feature rows the predictor reads (a sequence window,
         else one) over the kept bars (multi-resolution and context inputs read bars)."""
-        need = min(predictor.history_rows(), len(self.rows[name]), len(self.bars))
-        rows = np.asarray([self.rows[name][-k] for k in range(need, 0, -1)])
+        need = min(predictor.history_rows(), self.rows[name].n, len(bars))
+        rows = self.rows[name].last(need)
         state = self.bundle.features if name == "" else self.bundle.base_features[name]
-        barset = BarSet(bars={self.symbol: self.bars}, instruments=self.bundle.instruments,
+        barset = BarSet(bars={self.symbol: bars}, instruments=self.bundle.instruments,
                         timeframe=self.bundle.timeframe)
         return self.bundle.dataset_from_rows(barset, state, rows, self.symbol,
                                              predictor.needs_geometry)
 
-    def _predict(self) -> dict:
-        predictor = self.bundle.predictor
-        ds = self._dataset("", predictor)
+    def _predict(self, ts) -> tuple[dict, float, float]:
+        """Any predictor: its own batch code on a small dataset of the kept rows and bars."""
+        t0 = time.perf_counter()
+        predictor, bars = self.bundle.predictor, self.bars
+        ds = self._dataset("", predictor, bars)
         if self.bundle.base_features:
-            predictor.with_datasets({n: self._dataset(n, predictor.bases_[n].predictor)
+            predictor.with_datasets({n: self._dataset(n, predictor.bases_[n].predictor, bars)
                                      for n in self.bundle.base_features})
-        frame = self.bundle.predictor.predict(ds, np.array([len(ds.meta) - 1]))
-        if len(frame) == 0 or frame["timestamp"].iloc[-1] != self.bars.index[-1]:
-            return self._not_ready(self.bars.index[-1])  # the adapter's window is not full
-        out = frame.iloc[-1].to_dict()
-        out.pop("bar_idx", None)
-        out.update(ready=True, version=self.bundle.manifest.get("version"))
-        return out
+        t1 = time.perf_counter()
+        frame = predictor.predict(ds, np.array([len(ds.meta) - 1]))
+        t2 = time.perf_counter()
+        if len(frame) == 0 or frame["timestamp"].iloc[-1] != ts:
+            return self._not_ready(ts), 0.0, 0.0  # the adapter's window is not full
+        row = frame.iloc[-1]
+        return (self._result(ts, row[["p_short", "p_flat", "p_long"]].to_numpy(np.float64),
+                             row.get("expected_return"), row.get("confidence")), t1 - t0, t2 - t1)

@@ -10,6 +10,12 @@ and a category:
 
 Every module in :mod:`factory.features.catalog` is imported by :func:`catalog`, so the
 lookahead-invariance tests and the pipeline see each new group without any central list.
+
+A group may also declare its *streaming form* next to it, in the same file: a
+:class:`~factory.features.streaming.GroupStream` subclass decorated with
+``@streaming(<the group's function>)`` that computes the same columns for one new bar from
+O(window) state (see :mod:`factory.features.streaming`). A group without one streams through
+the generic fallback (its batch function over its own trailing window).
 """
 
 from __future__ import annotations
@@ -46,8 +52,14 @@ class FeatureGroup:
         """Leading bars left undefined with these parameters."""
         return int(self.warmup(**self.resolve(params)))
 
+    @property
+    def stream(self) -> type | None:
+        """The group's streaming form (a GroupStream class), or None (generic fallback)."""
+        return STREAMS.get(self.name)
+
 
 REGISTRY: dict[str, FeatureGroup] = {}
+STREAMS: dict[str, type] = {}
 _LOADED = False
 
 
@@ -61,6 +73,23 @@ def register(name: str | None = None, *, warmup: Callable[..., int], category: s
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
         REGISTRY[key] = FeatureGroup(key, fn, warmup, category, doc)
         return fn
+
+    return decorate
+
+
+def streaming(group_fn: Callable[..., Columns]):
+    """Class decorator: the streaming form of the registered group ``group_fn`` (declared
+    next to it, after it, in the same catalog module)."""
+
+    def decorate(cls: type) -> type:
+        names = [k for k, g in REGISTRY.items() if g.fn is group_fn]
+        if not names:
+            raise ValueError(f"@streaming({getattr(group_fn, '__name__', group_fn)!r}): "
+                             f"register the group first")
+        for key in names:
+            STREAMS[key] = cls
+        cls.group = names[0]
+        return cls
 
     return decorate
 

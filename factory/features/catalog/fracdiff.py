@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from factory.features.catalog.temporal import log_price
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream
 
 DEFAULT_D_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # 0.0, 0.05, ..., 1.0
 
@@ -78,6 +79,21 @@ def fracdiff(bars: pd.DataFrame, d: float = 0.4, window: int = 100,
     weights = fracdiff_weights(d, window, threshold)
     logc = log_price(bars["close"].to_numpy(np.float64))
     return {f"ffd_d{_tag(d)}_w{int(window)}": fracdiff_series(logc, weights)}
+
+
+@streaming(fracdiff)
+class _FracdiffStream(GroupStream):
+    """The batch convolution on exactly the last ``K`` log closes (one dot product)."""
+
+    @classmethod
+    def lookback(cls, d, window, threshold) -> int:
+        return fracdiff_weights(d, window, threshold).size
+
+    def step(self, b) -> dict[str, float]:
+        p = self.p
+        weights = fracdiff_weights(p["d"], p["window"], p["threshold"])
+        value = fracdiff_series(b.last("logc", weights.size), weights)[-1]
+        return {f"ffd_d{_tag(p['d'])}_w{int(p['window'])}": value}
 
 
 def mackinnon_critical_value(nobs: int, pvalue: float = 0.05) -> float:

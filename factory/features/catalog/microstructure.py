@@ -40,7 +40,8 @@ from factory.features.catalog.temporal import (
     mask_session_gaps,
     session_starts,
 )
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream, PandasRolling
 
 AMIHUD_FLOOR = 1e-15
 _K = 3.0 - 2.0 * np.sqrt(2.0)
@@ -54,18 +55,50 @@ def _log_returns(bars: pd.DataFrame, gap_minutes: float) -> np.ndarray:
     return mask_session_gaps(r, session_starts(bars.index, gap_minutes))
 
 
+def _masked_returns(h, gap_minutes: float) -> np.ndarray:
+    """:func:`_log_returns` of a streaming history (the same arithmetic)."""
+    r = h["r1"].copy()  # log_price == log for the positive prices bars carry
+    return mask_session_gaps(r, h.starts(gap_minutes))
+
+
+def _amihud_bar(r: np.ndarray, close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """|return| per unit of dollar volume (0 for a bar without volume)."""
+    dollar = close * volume
+    with np.errstate(invalid="ignore", divide="ignore"):
+        illiq = np.where(dollar > 0, np.abs(r) / dollar, 0.0)
+    illiq[np.isnan(r)] = np.nan
+    return illiq
+
+
 @register(warmup=lambda windows, session_gap_minutes: max_of(windows), category="microstructure")
 def amihud(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
            session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
     """Amihud illiquidity: log of the trailing mean of |return| per unit of dollar volume."""
     r = _log_returns(bars, session_gap_minutes)
-    dollar = bars["close"].to_numpy(np.float64) * bars["volume"].to_numpy(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        illiq = np.where(dollar > 0, np.abs(r) / dollar, 0.0)
-    illiq[np.isnan(r)] = np.nan
+    illiq = _amihud_bar(r, bars["close"].to_numpy(np.float64), bars["volume"].to_numpy(np.float64))
     series = pd.Series(illiq)
     return {f"amihud_{w}": np.log(series.rolling(w, min_periods=w).mean().to_numpy()
                                   + AMIHUD_FLOOR) for w in windows}
+
+
+@streaming(amihud)
+class _AmihudStream(GroupStream):
+    @classmethod
+    def converge(cls, windows, session_gap_minutes) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        r = _masked_returns(h, self.p["session_gap_minutes"])
+        illiq = _amihud_bar(r, h["close"], h["volume"])
+        self.means = {w: PandasRolling("mean", w) for w in self.p["windows"]}
+        for roll in self.means.values():
+            roll.warm(illiq)
+
+    def step(self, b) -> dict[str, float]:
+        r = np.array([b.masked_r(self.p["session_gap_minutes"])])
+        illiq = _amihud_bar(r, b.last("close", 1), b.last("volume", 1))[0]
+        return {f"amihud_{w}": np.log(roll.push(illiq) + AMIHUD_FLOOR)
+                for w, roll in self.means.items()}
 
 
 @register(warmup=lambda windows, session_gap_minutes: max_of(windows) + 1,
@@ -83,6 +116,30 @@ def roll_spread(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
     return out
 
 
+@streaming(roll_spread)
+class _RollSpreadStream(GroupStream):
+    """pandas' rolling covariance of the return with the previous return."""
+
+    @classmethod
+    def converge(cls, windows, session_gap_minutes) -> int:
+        return max_of(windows) + 2
+
+    def warm(self, h) -> None:
+        r = _masked_returns(h, self.p["session_gap_minutes"])
+        lagged = np.full_like(r, np.nan)
+        lagged[1:] = r[:-1]
+        self.prev = r[-1] if len(r) else np.nan
+        self.covs = {w: PandasRolling("cov", w) for w in self.p["windows"]}
+        for roll in self.covs.values():
+            roll.warm(r, lagged)
+
+    def step(self, b) -> dict[str, float]:
+        r = b.masked_r(self.p["session_gap_minutes"])
+        lagged, self.prev = self.prev, r
+        return {f"roll_{w}": 2.0 * np.sqrt(np.maximum(-roll.push(r, lagged), 0.0))
+                for w, roll in self.covs.items()}
+
+
 @register(warmup=lambda windows, session_gap_minutes: max_of(windows), category="microstructure")
 def kyle_lambda(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
                 session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
@@ -97,13 +154,50 @@ def kyle_lambda(bars: pd.DataFrame, windows: Sequence[int] = (20, 60),
         cov = rs.rolling(w, min_periods=w).cov(ss).to_numpy()
         var = ss.rolling(w, min_periods=w).var().to_numpy()
         mean_v = vol_from_1.rolling(w, min_periods=w).mean().to_numpy()
-        # the signed volume "does not vary" below round-off of its own scale
-        flat = ~(var > 1e-12 * mean_v * mean_v)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lam = np.where(flat, 0.0, cov / var * mean_v)
-        lam[np.isnan(var)] = np.nan
-        out[f"kyle_{w}"] = lam
+        out[f"kyle_{w}"] = _kyle(cov, var, mean_v)
     return out
+
+
+def _kyle(cov: np.ndarray, var: np.ndarray, mean_v: np.ndarray) -> np.ndarray:
+    """``cov / var * mean_v``; 0 where the signed volume "does not vary" (below round-off
+    of its own scale), NaN where the variance is undefined."""
+    flat = ~(var > 1e-12 * mean_v * mean_v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lam = np.where(flat, 0.0, cov / var * mean_v)
+    lam[np.isnan(var)] = np.nan
+    return lam
+
+
+@streaming(kyle_lambda)
+class _KyleStream(GroupStream):
+    """pandas' rolling cov(return, signed volume), var(signed volume) and mean volume."""
+
+    @classmethod
+    def converge(cls, windows, session_gap_minutes) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        r = _masked_returns(h, self.p["session_gap_minutes"])
+        volume = h["volume"]
+        signed = np.sign(r) * volume
+        vol_from_1 = np.where(np.isnan(r), np.nan, volume)
+        self.rolls = {w: (PandasRolling("cov", w), PandasRolling("var", w),
+                          PandasRolling("mean", w)) for w in self.p["windows"]}
+        for cov, var, mean in self.rolls.values():
+            cov.warm(r, signed)
+            var.warm(signed)
+            mean.warm(vol_from_1)
+
+    def step(self, b) -> dict[str, float]:
+        r = b.masked_r(self.p["session_gap_minutes"])
+        signed = np.sign(r) * b.volume
+        vol = np.nan if r != r else b.volume
+        out = {}
+        for w, (cov, var, mean) in self.rolls.items():
+            values = [np.array([roll]) for roll in (cov.push(r, signed), var.push(signed),
+                                                    mean.push(vol))]
+            out[f"kyle_{w}"] = _kyle(*values)[0]
+        return out
 
 
 def corwin_schultz_spread(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -129,3 +223,22 @@ def corwin_schultz(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Col
     spread = pd.Series(corwin_schultz_spread(*(bars[k].to_numpy(np.float64)
                                                for k in ("high", "low", "close"))))
     return {f"cs_{w}": spread.rolling(w, min_periods=w).mean().to_numpy() for w in windows}
+
+
+@streaming(corwin_schultz)
+class _CorwinSchultzStream(GroupStream):
+    """The two-bar spread of the last two bars, and pandas' rolling mean of it."""
+
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        spread = corwin_schultz_spread(h["high"], h["low"], h["close"])
+        self.means = {w: PandasRolling("mean", w) for w in self.p["windows"]}
+        for roll in self.means.values():
+            roll.warm(spread)
+
+    def step(self, b) -> dict[str, float]:
+        spread = corwin_schultz_spread(*(b.last(k, 2) for k in ("high", "low", "close")))[-1]
+        return {f"cs_{w}": roll.push(spread) for w, roll in self.means.items()}

@@ -26,7 +26,8 @@ import pandas as pd
 import talib
 
 from factory.features.catalog._common import highest_lowest, hlc, max_of, safe_div, sma
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import TA, GroupStream, wilder
 
 
 def _lagged_diff(x: np.ndarray, lag: int) -> np.ndarray:
@@ -47,6 +48,16 @@ def roc(bars: pd.DataFrame, periods: Sequence[int] = (30, 50, 100)) -> Columns:
     return out
 
 
+@streaming(roc)
+class _RocStream(GroupStream):
+    @classmethod
+    def lookback(cls, periods) -> int:
+        return max_of(periods) + 1
+
+    def step(self, b) -> dict[str, float]:
+        return {f"roc_{p}": b.close / b.prev("close", p) - 1.0 for p in self.p["periods"]}
+
+
 @register(warmup=lambda periods, atr_period: max(max_of(periods), atr_period),
           category="momentum")
 def mom_atr(bars: pd.DataFrame, periods: Sequence[int] = (5, 10, 20, 50),
@@ -55,6 +66,25 @@ def mom_atr(bars: pd.DataFrame, periods: Sequence[int] = (5, 10, 20, 50),
     h, lo, c = hlc(bars)
     atr = talib.ATR(h, lo, c, timeperiod=atr_period)
     return {f"mom_atr_{p}": safe_div(_lagged_diff(c, p), atr, 0.0) for p in periods}
+
+
+@streaming(mom_atr)
+class _MomAtrStream(GroupStream):
+    @classmethod
+    def lookback(cls, periods, atr_period) -> int:
+        return max_of(periods) + 1
+
+    @classmethod
+    def converge(cls, periods, atr_period) -> int:
+        return max(max_of(periods) + 1, wilder(atr_period))
+
+    def warm(self, h) -> None:
+        self.atr = TA("ATR", h["high"], h["low"], h["close"], timeperiod=self.p["atr_period"])
+
+    def step(self, b) -> dict[str, float]:
+        atr = np.array([self.atr.update(b.high, b.low, b.close)])
+        return {f"mom_atr_{p}": safe_div(np.array([b.close - b.prev("close", p)]), atr, 0.0)[0]
+                for p in self.p["periods"]}
 
 
 @register(warmup=lambda period, smooth_k, smooth_d: period + smooth_k + smooth_d - 3,
@@ -68,6 +98,54 @@ def stochastic(bars: pd.DataFrame, period: int = 14, smooth_k: int = 3,
     return {f"stoch_k_{period}": slow_k, f"stoch_d_{period}": sma(slow_k, smooth_d)}
 
 
+class _Extremes:
+    """HH / LL of the last n bars as :func:`highest_lowest` computes them (TA-Lib MAX /
+    MIN handles; the bar itself when n == 1)."""
+
+    def __init__(self, h, n: int) -> None:
+        self.n = n
+        if n > 1:
+            self.hh, self.ll = TA("MAX", h["high"], timeperiod=n), TA("MIN", h["low"], timeperiod=n)
+
+    def update(self, b) -> tuple[float, float]:
+        if self.n == 1:
+            return b.high, b.low
+        return self.hh.update(b.high), self.ll.update(b.low)
+
+
+def _sma_stream(x: np.ndarray, n: int):
+    """A handle for :func:`sma` (TA-Lib SMA; the identity for n == 1)."""
+    return None if n == 1 else TA("SMA", x, timeperiod=n)
+
+
+def _sma_update(handle, x: float) -> float:
+    return x if handle is None else handle.update(x)
+
+
+@streaming(stochastic)
+class _StochasticStream(GroupStream):
+    """MAX / MIN handles, fast %K per bar, SMA handles on it and on slow %K."""
+
+    @classmethod
+    def converge(cls, period, smooth_k, smooth_d) -> int:
+        return period + smooth_k + smooth_d
+
+    def warm(self, h) -> None:
+        p = self.p
+        hh, ll = highest_lowest(h["high"], h["low"], p["period"])
+        fast = safe_div(h["close"] - ll, hh - ll, 0.5)
+        self.ext = _Extremes(h, p["period"])
+        self.k = _sma_stream(fast, p["smooth_k"])
+        self.d = _sma_stream(sma(fast, p["smooth_k"]), p["smooth_d"])
+
+    def step(self, b) -> dict[str, float]:
+        hh, ll = self.ext.update(b)
+        fast = safe_div(np.array([b.close - ll]), np.array([hh - ll]), 0.5)[0]
+        slow_k = _sma_update(self.k, fast)
+        n = self.p["period"]
+        return {f"stoch_k_{n}": slow_k, f"stoch_d_{n}": _sma_update(self.d, slow_k)}
+
+
 @register(warmup=lambda periods: max_of(periods) - 1, category="momentum")
 def willr(bars: pd.DataFrame, periods: Sequence[int] = (14, 28)) -> Columns:
     """Williams %R / 100 in [-1, 0]: ``-(HH - close) / (HH - LL)`` (-0.5 on a zero range)."""
@@ -79,11 +157,43 @@ def willr(bars: pd.DataFrame, periods: Sequence[int] = (14, 28)) -> Columns:
     return out
 
 
+@streaming(willr)
+class _WillrStream(GroupStream):
+    @classmethod
+    def converge(cls, periods) -> int:
+        return max_of(periods)
+
+    def warm(self, h) -> None:
+        self.ext = {p: _Extremes(h, p) for p in self.p["periods"]}
+
+    def step(self, b) -> dict[str, float]:
+        out = {}
+        for p, ext in self.ext.items():
+            hh, ll = ext.update(b)
+            out[f"willr_{p}"] = -safe_div(np.array([hh - b.close]), np.array([hh - ll]), 0.5)[0]
+        return out
+
+
 @register(warmup=lambda periods: max_of(periods) - 1, category="momentum")
 def cci(bars: pd.DataFrame, periods: Sequence[int] = (20,)) -> Columns:
     """Commodity Channel Index / 100 (typical price vs its SMA over 0.015 x mean abs dev)."""
     h, lo, c = hlc(bars)
     return {f"cci_{p}": talib.CCI(h, lo, c, timeperiod=p) / 100.0 for p in periods}
+
+
+@streaming(cci)
+class _CciStream(GroupStream):
+    @classmethod
+    def converge(cls, periods) -> int:
+        return max_of(periods)
+
+    def warm(self, h) -> None:
+        self.cci = {p: TA("CCI", h["high"], h["low"], h["close"], timeperiod=p)
+                    for p in self.p["periods"]}
+
+    def step(self, b) -> dict[str, float]:
+        return {f"cci_{p}": ta.update(b.high, b.low, b.close) / 100.0
+                for p, ta in self.cci.items()}
 
 
 @register(warmup=lambda period: 2 * period - 1, category="momentum")
@@ -95,3 +205,20 @@ def adx(bars: pd.DataFrame, period: int = 14) -> Columns:
         f"plus_di_{period}": talib.PLUS_DI(h, lo, c, timeperiod=period) / 100.0,
         f"minus_di_{period}": talib.MINUS_DI(h, lo, c, timeperiod=period) / 100.0,
     }
+
+
+@streaming(adx)
+class _AdxStream(GroupStream):
+    @classmethod
+    def converge(cls, period) -> int:
+        return 2 * wilder(period)
+
+    def warm(self, h) -> None:
+        n, args = self.p["period"], (h["high"], h["low"], h["close"])
+        self.ta = {k: TA(k, *args, timeperiod=n) for k in ("ADX", "PLUS_DI", "MINUS_DI")}
+
+    def step(self, b) -> dict[str, float]:
+        n = self.p["period"]
+        values = {k: ta.update(b.high, b.low, b.close) / 100.0 for k, ta in self.ta.items()}
+        return {f"adx_{n}": values["ADX"], f"plus_di_{n}": values["PLUS_DI"],
+                f"minus_di_{n}": values["MINUS_DI"]}

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from factory.errors import FactoryError
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream, PandasRolling, Ring
+from factory.features.streaming_kernels import count_valid, rank_average
 
-_CHUNK = 16_384  # rows per chunk of trend_regime's lag sums
 
 
 # --------------------------------------------------------------------------------------
@@ -48,10 +50,39 @@ def volatility_regime(
     r1 = pd.Series(np.log(bars["close"].to_numpy(np.float64))).diff()
     vol = r1.rolling(window, min_periods=window).std()
     rank = vol.rolling(lookback, min_periods=lookback).rank(method="average").to_numpy()
+    return _vol_regime_columns(rank, window, lookback, low, high)
+
+
+def _vol_regime_columns(rank: np.ndarray, window: int, lookback: int, low: float,
+                        high: float) -> Columns:
     rank = (rank - 1.0) / (lookback - 1.0)
     bucket = np.where(rank < low, -1.0, np.where(rank > high, 1.0, 0.0))
     bucket[np.isnan(rank)] = np.nan
     return {f"vol_rank_{window}_{lookback}": rank, f"vol_regime_{window}_{lookback}": bucket}
+
+
+@streaming(volatility_regime)
+class _VolRegimeStream(GroupStream):
+    """pandas' rolling std of the return, and its rank among the last ``lookback`` vols
+    (the skiplist's average rank, counted on the window)."""
+
+    @classmethod
+    def converge(cls, window, lookback, low, high) -> int:
+        return int(window) + int(lookback)
+
+    def warm(self, h) -> None:
+        self.std = PandasRolling("std", int(self.p["window"]))
+        self.vols = Ring(int(self.p["lookback"]), self.std.warm(h["r1"]))
+
+    def step(self, b) -> dict[str, float]:
+        p = self.p
+        window, lookback = int(p["window"]), int(p["lookback"])
+        vol = self.std.push(b.r1)
+        self.vols.push(vol)
+        recent = self.vols.last(lookback)
+        rank = rank_average(recent, vol) if count_valid(recent) >= lookback else np.nan
+        return {k: v[0] for k, v in _vol_regime_columns(np.array([rank]), window, lookback,
+                                                         p["low"], p["high"]).items()}
 
 
 @register(warmup=lambda window, threshold, clip: int(window) - 1, category="regime")
@@ -75,41 +106,46 @@ def trend_regime(
     if w < 3 or threshold < 0 or clip <= 0:
         raise FactoryError(f"trend_regime: need window >= 3, threshold >= 0 and clip > 0; got "
                            f"window={window}, threshold={threshold}, clip={clip}")
-    y = np.log(bars["close"].to_numpy(np.float64))
+    return _trend_columns(np.log(bars["close"].to_numpy(np.float64)), w, threshold, clip)
+
+
+@njit(cache=True, nogil=True)
+def _trend_sums(y, w, num, ss_yy, ss_r):  # pragma: no cover (compiled)
+    """Per window ``y[s .. s + w - 1]``: the centred cross sum with time, the sum of squared
+    deviations and of squared one-bar deviations from the mean step, each summed over the
+    window's lags in order (no running sums that drift: a row reads its window only)."""
+    xbar = (w - 1) / 2.0
+    for s in range(y.shape[0] - w + 1):
+        last = y[s + w - 1]
+        acc_n = 0.0
+        acc_t = 0.0
+        for i in range(w):
+            yc = y[s + i] - last
+            acc_t += yc
+            acc_n += yc * (i - xbar)
+        ybar = acc_t / w
+        acc_y = 0.0
+        for i in range(w):
+            yc = (y[s + i] - last) - ybar
+            acc_y += yc * yc
+        rbar = (last - y[s]) / (w - 1)
+        acc_r = 0.0
+        for i in range(1, w):
+            yc = (y[s + i] - y[s + i - 1]) - rbar
+            acc_r += yc * yc
+        num[s], ss_yy[s], ss_r[s] = acc_n, acc_y, acc_r
+
+
+def _trend_columns(y: np.ndarray, w: int, threshold: float, clip: float) -> Columns:
+    """``trend_regime``'s columns at every position of the log closes ``y``."""
     n = len(y)
     z = np.full(n, np.nan)
     r2 = np.full(n, np.nan)
     if n >= w:
         m = n - w + 1
-        xbar = (w - 1) / 2.0
         s_xx = w * (w * w - 1) / 12.0
         num, ss_yy, ss_r = np.empty(m), np.empty(m), np.empty(m)
-        for a in range(0, m, _CHUNK):  # cache-sized row chunks; per-row arithmetic unchanged
-            b = min(a + _CHUNK, m)
-            # lag(i)[s] = y[s + i]: the window of output row s is y[s .. s + w - 1]
-            last = y[a + w - 1 : b + w - 1]
-            yc = np.empty(b - a)
-            acc_n, acc_t = np.zeros(b - a), np.zeros(b - a)
-            for i in range(w):
-                np.subtract(y[a + i : b + i], last, out=yc)
-                acc_t += yc
-                yc *= i - xbar
-                acc_n += yc
-            ybar = acc_t / w
-            acc_y = np.zeros(b - a)
-            for i in range(w):
-                np.subtract(y[a + i : b + i], last, out=yc)
-                yc -= ybar
-                yc *= yc
-                acc_y += yc
-            rbar = (last - y[a : b]) / (w - 1)
-            acc_r = np.zeros(b - a)
-            for i in range(1, w):
-                np.subtract(y[a + i : b + i], y[a + i - 1 : b + i - 1], out=yc)
-                yc -= rbar
-                yc *= yc
-                acc_r += yc
-            num[a:b], ss_yy[a:b], ss_r[a:b] = acc_n, acc_y, acc_r
+        _trend_sums(np.ascontiguousarray(y, np.float64), w, num, ss_yy, ss_r)
         slope = num / s_xx
         move = slope * (w - 1)
         noise = np.sqrt(ss_r / (w - 2)) * np.sqrt(w - 1)
@@ -122,6 +158,20 @@ def trend_regime(
     bucket = np.where(z >= threshold, 1.0, np.where(z <= -threshold, -1.0, 0.0))
     bucket[np.isnan(z)] = np.nan
     return {f"trend_z_{w}": z, f"trend_r2_{w}": r2, f"trend_regime_{w}": bucket}
+
+
+@streaming(trend_regime)
+class _TrendRegimeStream(GroupStream):
+    """The batch sums on exactly the last ``window`` log closes (same elementwise order)."""
+
+    @classmethod
+    def lookback(cls, window, threshold, clip) -> int:
+        return int(window)
+
+    def step(self, b) -> dict[str, float]:
+        w = int(self.p["window"])
+        cols = _trend_columns(b.last("logc", w), w, self.p["threshold"], self.p["clip"])
+        return {k: v[-1] for k, v in cols.items()}
 
 
 # Leading undefined bars, as a function of the group's parameters (as core.WARMUP).

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream, PandasRolling
 
 SESSION_GAP_MINUTES = 30.0
 PRICE_FLOOR = 1e-12
@@ -78,6 +79,42 @@ def mask_session_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
+class Sessions:
+    """:func:`session_starts` one bar at a time: the running minimum spacing, the elapsed
+    minutes (as :func:`elapsed_minutes` computes them from the series' first stamp) and
+    the current session's first bar, set up from a history
+    (:class:`~factory.features.streaming.History`)."""
+
+    def __init__(self, gap: float, history) -> None:
+        self.gap = float(gap)
+        index = history.index
+        self.unit = index.unit if len(index) else "ns"
+        self.per_minute = np.float64(pd.Timedelta(minutes=1) / pd.Timedelta(1, self.unit))
+        self.ns_per_unit = int(pd.Timedelta(1, self.unit).value)
+        self.t0 = int(index[0].value) if len(index) else None
+        elapsed = elapsed_minutes(index)
+        starts = history.starts(gap)
+        self.elapsed = elapsed[-1] if len(index) else np.nan
+        self.spacing = np.min(np.diff(elapsed)) if len(index) > 1 else None
+        self.first = int(np.flatnonzero(starts)[-1]) if len(index) else 0
+        self.first_elapsed = elapsed[self.first] if len(index) else np.nan
+
+    def step(self, bar) -> tuple[bool, int]:
+        if self.t0 is None:
+            self.t0, start = int(bar.ts.value), True
+            elapsed = np.float64(0.0)
+        else:
+            elapsed = np.float64((int(bar.ts.value) - self.t0) // self.ns_per_unit) \
+                / self.per_minute
+            step = elapsed - self.elapsed
+            self.spacing = step if self.spacing is None else np.minimum(self.spacing, step)
+            start = bool((step - self.spacing) > self.gap)
+        self.elapsed = elapsed
+        if start:
+            self.first, self.first_elapsed = bar.n, elapsed
+        return start, self.first
+
+
 @register(warmup=lambda session_gap_minutes: 0, category="temporal")
 def session(bars: pd.DataFrame, session_gap_minutes: float = SESSION_GAP_MINUTES) -> Columns:
     """Session clock: minutes and bars since the session opened, start flag, return and
@@ -105,9 +142,41 @@ def session(bars: pd.DataFrame, session_gap_minutes: float = SESSION_GAP_MINUTES
     }
 
 
-def internal_bar_strength(bars: pd.DataFrame) -> np.ndarray:
-    """``(close - low) / (high - low)``; 0.5 when ``high == low``."""
-    high, low, close = (bars[k].to_numpy(np.float64) for k in ("high", "low", "close"))
+@streaming(session)
+class _SessionStream(GroupStream):
+    """The session clock from the session tracker, the session's first log open and its
+    running high / low (cummax / cummin are exact)."""
+
+    @classmethod
+    def converge(cls, **params) -> None:
+        return None  # anchored at the session's first bar
+
+    def warm(self, h) -> None:
+        gap = self.p["session_gap_minutes"]
+        first = int(np.flatnonzero(h.starts(gap))[-1]) if len(h) else 0
+        self.open_log = log_price(h["open"][first:first + 1])[0] if len(h) else np.nan
+        self.hi = np.max(h["high"][first:]) if len(h) else np.nan
+        self.lo = np.min(h["low"][first:]) if len(h) else np.nan
+
+    def step(self, b) -> dict[str, float]:
+        start, first = b.session(self.p["session_gap_minutes"])
+        tracker = b._set.sessions[float(self.p["session_gap_minutes"])]
+        if start:
+            self.open_log = log_price(b.last("open", 1))[0]
+            self.hi, self.lo = b.high, b.low
+        else:
+            self.hi, self.lo = np.maximum(self.hi, b.high), np.minimum(self.lo, b.low)
+        span = self.hi - self.lo
+        return {"sess_minutes": tracker.elapsed - tracker.first_elapsed,
+                "sess_bars": np.float64(b.n - first), "sess_start": np.float64(start),
+                "sess_ret": log_price(b.last("close", 1))[0] - self.open_log,
+                "sess_pos": (b.close - self.lo) / span if span > 0 else np.float64(0.5)}
+
+
+def internal_bar_strength(bars) -> np.ndarray:
+    """``(close - low) / (high - low)``; 0.5 when ``high == low`` (``bars``: a frame, or
+    a mapping of arrays)."""
+    high, low, close = (np.asarray(bars[k], np.float64) for k in ("high", "low", "close"))
     span = high - low
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(span > 0, (close - low) / span, 0.5)
@@ -122,3 +191,24 @@ def ibs(bars: pd.DataFrame, windows: Sequence[int] = (5, 20)) -> Columns:
     for w in windows:
         out[f"ibs_mean_{w}"] = series.rolling(w, min_periods=w).mean().to_numpy()
     return out
+
+
+@streaming(ibs)
+class _IbsStream(GroupStream):
+    """IBS of the bar and pandas' rolling means of it."""
+
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max(windows, default=1)
+
+    def warm(self, h) -> None:
+        value = internal_bar_strength(h)
+        self.means = {w: PandasRolling("mean", w) for w in self.p["windows"]}
+        for roll in self.means.values():
+            roll.warm(value)
+
+    def step(self, b) -> dict[str, float]:
+        value = internal_bar_strength({k: b.last(k, 1) for k in ("high", "low", "close")})[0]
+        out = {"ibs": value}
+        out.update({f"ibs_mean_{w}": roll.push(value) for w, roll in self.means.items()})
+        return out

@@ -27,7 +27,8 @@ import pandas as pd
 import talib
 
 from factory.features.catalog._common import max_of, sma
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import TA, GroupStream, PandasRolling, Ring, ema
 
 
 def _close(bars: pd.DataFrame) -> np.ndarray:
@@ -50,6 +51,36 @@ def ma_ratio(bars: pd.DataFrame, windows: Sequence[int] = (5, 10, 20, 50, 100)) 
     return out
 
 
+class _MovingAverages:
+    """:func:`sma` (SMA handle; the close itself for n == 1) and :func:`_ema` handles of
+    the close, one per window, shared by the trend groups' streaming forms."""
+
+    def __init__(self, close: np.ndarray, sma_windows=(), ema_windows=()) -> None:
+        self.sma = {n: None if n == 1 else TA("SMA", close, timeperiod=n) for n in sma_windows}
+        self.ema = {n: TA("EMA", close, timeperiod=n) for n in ema_windows}
+
+    def update(self, c: float) -> tuple[dict, dict]:
+        return ({n: c if ta is None else ta.update(c) for n, ta in self.sma.items()},
+                {n: ta.update(c) for n, ta in self.ema.items()})
+
+
+@streaming(ma_ratio)
+class _MaRatioStream(GroupStream):
+    @classmethod
+    def converge(cls, windows) -> int:
+        return ema(max_of(windows))
+
+    def warm(self, h) -> None:
+        w = self.p["windows"]
+        self.ma = _MovingAverages(h["close"], w, w)
+
+    def step(self, b) -> dict[str, float]:
+        sma_, ema_ = self.ma.update(b.close)
+        out = {f"sma_ratio_{n}": b.close / v - 1.0 for n, v in sma_.items()}
+        out.update({f"ema_ratio_{n}": b.close / v - 1.0 for n, v in ema_.items()})
+        return out
+
+
 @register(warmup=lambda windows, lag: max_of(windows) - 1 + lag, category="trend")
 def ma_slope(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100),
              lag: int = 5) -> Columns:
@@ -62,6 +93,29 @@ def ma_slope(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100),
         slope[lag:] = (log_ma[lag:] - log_ma[:-lag]) / lag
         out[f"sma_slope_{n}"] = slope
     return out
+
+
+@streaming(ma_slope)
+class _MaSlopeStream(GroupStream):
+    """SMA handles and a ring of the log SMA's last ``lag`` values."""
+
+    @classmethod
+    def converge(cls, windows, lag) -> int:
+        return max_of(windows) + lag
+
+    def warm(self, h) -> None:
+        c, lag = h["close"], self.p["lag"]
+        self.ma = _MovingAverages(c, self.p["windows"])
+        self.logs = {n: Ring(lag + 1, np.log(sma(c, n))) for n in self.p["windows"]}
+
+    def step(self, b) -> dict[str, float]:
+        lag = self.p["lag"]
+        out = {}
+        for n, value in self.ma.update(b.close)[0].items():
+            ring = self.logs[n]
+            ring.push(np.log(np.float64(value)))
+            out[f"sma_slope_{n}"] = (ring.at(0) - ring.at(lag)) / lag
+        return out
 
 
 @register(warmup=lambda pairs: max_of([slow for _, slow in pairs]) - 1, category="trend")
@@ -77,6 +131,24 @@ def ma_cross(bars: pd.DataFrame,
     return out
 
 
+@streaming(ma_cross)
+class _MaCrossStream(GroupStream):
+    @classmethod
+    def converge(cls, pairs) -> int:
+        return ema(max_of([slow for _, slow in pairs]))
+
+    def warm(self, h) -> None:
+        windows = sorted({n for pair in self.p["pairs"] for n in pair})
+        self.ma = _MovingAverages(h["close"], windows, windows)
+
+    def step(self, b) -> dict[str, float]:
+        sma_, ema_ = self.ma.update(b.close)
+        pairs = self.p["pairs"]
+        out = {f"sma_x_{f}_{s}": sma_[f] / sma_[s] - 1.0 for f, s in pairs}
+        out.update({f"ema_x_{f}_{s}": ema_[f] / ema_[s] - 1.0 for f, s in pairs})
+        return out
+
+
 @register(warmup=lambda windows: max_of(windows) - 1, category="trend")
 def linreg(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100)) -> Columns:
     """Rolling OLS of close on time: slope per bar / close, and the fit's R^2."""
@@ -85,14 +157,44 @@ def linreg(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50, 100)) -> Co
     for n in windows:
         slope = talib.LINEARREG_SLOPE(c, timeperiod=n)
         var_y = pd.Series(c).rolling(n, min_periods=n).var(ddof=0).to_numpy()
-        var_t = (n * n - 1) / 12.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(var_y > 0, slope * slope * var_t / var_y, 0.0)
-        r2 = np.clip(r2, 0.0, 1.0)
-        r2[np.isnan(slope) | np.isnan(var_y)] = np.nan
         out[f"lr_slope_{n}"] = slope / c
-        out[f"lr_r2_{n}"] = r2
+        out[f"lr_r2_{n}"] = _r2(slope, var_y, n)
     return out
+
+
+def _r2(slope: np.ndarray, var_y: np.ndarray, n: int) -> np.ndarray:
+    """``linreg``'s R^2 from the slope and the population variance of the closes."""
+    var_t = (n * n - 1) / 12.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(var_y > 0, slope * slope * var_t / var_y, 0.0)
+    r2 = np.clip(r2, 0.0, 1.0)
+    r2[np.isnan(slope) | np.isnan(var_y)] = np.nan
+    return r2
+
+
+@streaming(linreg)
+class _LinregStream(GroupStream):
+    """LINEARREG_SLOPE handles and pandas' rolling population variance."""
+
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows)
+
+    def warm(self, h) -> None:
+        c = h["close"]
+        self.ta = {n: TA("LINEARREG_SLOPE", c, timeperiod=n) for n in self.p["windows"]}
+        self.var = {n: PandasRolling("var", n, ddof=0) for n in self.p["windows"]}
+        for roll in self.var.values():
+            roll.warm(c)
+
+    def step(self, b) -> dict[str, float]:
+        out = {}
+        for n, ta in self.ta.items():
+            slope = np.array([ta.update(b.close)])
+            r2 = _r2(slope, np.array([self.var[n].push(b.close)]), n)
+            out[f"lr_slope_{n}"] = slope[0] / b.close
+            out[f"lr_r2_{n}"] = r2[0]
+        return out
 
 
 @register(warmup=lambda period: period, category="trend")
@@ -101,3 +203,18 @@ def aroon(bars: pd.DataFrame, period: int = 25) -> Columns:
     h, lo = (bars[k].to_numpy(np.float64) for k in ("high", "low"))
     down, up = talib.AROON(h, lo, timeperiod=period)
     return {f"aroon_up_{period}": up / 100.0, f"aroon_down_{period}": down / 100.0}
+
+
+@streaming(aroon)
+class _AroonStream(GroupStream):
+    @classmethod
+    def converge(cls, period) -> int:
+        return period + 1
+
+    def warm(self, h) -> None:
+        self.ta = TA("AROON", h["high"], h["low"], timeperiod=self.p["period"])
+
+    def step(self, b) -> dict[str, float]:
+        down, up = self.ta.update(b.high, b.low)
+        n = self.p["period"]
+        return {f"aroon_up_{n}": up / 100.0, f"aroon_down_{n}": down / 100.0}

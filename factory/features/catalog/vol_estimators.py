@@ -38,14 +38,27 @@ import pandas as pd
 import talib
 
 from factory.features.catalog._common import max_of, sma
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import TA, Bar, GroupStream, wilder
 
 _LN2 = np.log(2.0)
 _TINY_VOL = 1e-9  # per-bar vols below this (far below one tick) are running-sum residue: 0
 
 
-def _ohlc(bars: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    return tuple(bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+def _ohlc(bars) -> tuple[np.ndarray, ...]:
+    """Open, high, low, close as float64 arrays (``bars``: a frame, a streaming history, or
+    a streamed bar, whose arrays hold its one value)."""
+    if isinstance(bars, Bar):
+        return tuple(bars.last(k, 1) for k in ("open", "high", "low", "close"))
+    return tuple(np.asarray(bars[k], np.float64) for k in ("open", "high", "low", "close"))
+
+
+def _park_bar(h: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    return np.log(h / lo) ** 2 / (4.0 * _LN2)
+
+
+def _gk_bar(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return 0.5 * np.log(h / lo) ** 2 - (2.0 * _LN2 - 1.0) * np.log(c / o) ** 2
 
 
 def _sqrt(var: np.ndarray) -> np.ndarray:
@@ -71,20 +84,78 @@ def _log_returns(c: np.ndarray) -> np.ndarray:
     return r
 
 
+class _MeanVolStream(GroupStream):
+    """``_sqrt(sma(per-bar variance, n))`` per window: SMA handles on the batch per-bar
+    estimator (a subclass names it in ``bar`` and its columns in ``prefix``)."""
+
+    prefix = ""
+
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows)
+
+    @staticmethod
+    def bar(o, h, lo, c) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def warm(self, h) -> None:
+        var = self.bar(*_ohlc(h))
+        self.sma = {n: _Sma(var, n) for n in self.p["windows"]}
+
+    def step(self, b) -> dict[str, float]:
+        var = self.bar(*_ohlc(b))[0]
+        return {f"{self.prefix}_{n}": _sqrt(np.array([s.update(var)]))[0]
+                for n, s in self.sma.items()}
+
+
+class _Sma:
+    """A streaming :func:`sma` (TA-Lib SMA handle; the identity for n == 1)."""
+
+    def __init__(self, x: np.ndarray, n: int) -> None:
+        self.ta = None if n == 1 else TA("SMA", x, timeperiod=n)
+
+    def update(self, x: float) -> float:
+        return x if self.ta is None else self.ta.update(x)
+
+
+class _SampleVar:
+    """A streaming :func:`_sample_var` (TA-Lib VAR handle times n / (n - 1))."""
+
+    def __init__(self, x: np.ndarray, n: int) -> None:
+        self.n, self.ta = n, TA("VAR", x, timeperiod=n, nbdev=1.0)
+
+    def update(self, x: float) -> float:
+        return self.ta.update(x) * (self.n / (self.n - 1.0))
+
+
 @register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
 def parkinson(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Parkinson high-low volatility per bar over trailing windows."""
     _, h, lo, _ = _ohlc(bars)
-    var = np.log(h / lo) ** 2 / (4.0 * _LN2)
+    var = _park_bar(h, lo)
     return {f"park_vol_{n}": _sqrt(sma(var, n)) for n in windows}
+
+
+@streaming(parkinson)
+class _ParkinsonStream(_MeanVolStream):
+    prefix = "park_vol"
+
+    @staticmethod
+    def bar(o, h, lo, c) -> np.ndarray:
+        return _park_bar(h, lo)
 
 
 @register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
 def garman_klass(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Columns:
     """Garman-Klass OHLC volatility per bar over trailing windows."""
-    o, h, lo, c = _ohlc(bars)
-    var = 0.5 * np.log(h / lo) ** 2 - (2.0 * _LN2 - 1.0) * np.log(c / o) ** 2
+    var = _gk_bar(*_ohlc(bars))
     return {f"gk_vol_{n}": _sqrt(sma(var, n)) for n in windows}
+
+
+@streaming(garman_klass)
+class _GarmanKlassStream(_MeanVolStream):
+    prefix = "gk_vol"
+    bar = staticmethod(_gk_bar)
 
 
 @register(warmup=lambda windows: max_of(windows) - 1, category="volatility")
@@ -92,6 +163,12 @@ def rogers_satchell(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -
     """Rogers-Satchell drift-independent volatility per bar over trailing windows."""
     var = _rs_bar(*_ohlc(bars))
     return {f"rs_vol_{n}": _sqrt(sma(var, n)) for n in windows}
+
+
+@streaming(rogers_satchell)
+class _RogersSatchellStream(_MeanVolStream):
+    prefix = "rs_vol"
+    bar = staticmethod(_rs_bar)
 
 
 @register(warmup=lambda windows: max_of(windows), category="volatility")
@@ -111,11 +188,53 @@ def yang_zhang(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 50)) -> Col
     return out
 
 
+@streaming(yang_zhang)
+class _YangZhangStream(GroupStream):
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        o, hi, lo, c = _ohlc(h)
+        overnight = np.full_like(o, np.nan)
+        overnight[1:] = np.log(o[1:] / c[:-1])
+        open_close, rs = np.log(c / o), _rs_bar(o, hi, lo, c)
+        self.ta = {n: (_SampleVar(overnight, n), _SampleVar(open_close, n), _Sma(rs, n))
+                   for n in self.p["windows"]}
+
+    def step(self, b) -> dict[str, float]:
+        o, hi, lo, c = _ohlc(b)
+        overnight = np.log(o / np.array([b.prev("close")]))[0]
+        open_close, rs = np.log(c / o)[0], _rs_bar(o, hi, lo, c)[0]
+        out = {}
+        for n, (var_o, var_c, mean_rs) in self.ta.items():
+            k = 0.34 / (1.34 + (n + 1) / (n - 1))
+            vo = np.nan if b.n == 0 else var_o.update(overnight)
+            var = vo + k * var_c.update(open_close) + (1.0 - k) * mean_rs.update(rs)
+            out[f"yz_vol_{n}"] = _sqrt(np.array([var]))[0]
+        return out
+
+
 @register(warmup=lambda windows: max_of(windows), category="volatility")
 def realised_vol(bars: pd.DataFrame, windows: Sequence[int] = (5, 30, 100)) -> Columns:
     """Realised volatility: sqrt of the sum of the last n squared one-bar log returns."""
     r2 = _log_returns(bars["close"].to_numpy(np.float64)) ** 2
     return {f"rv_{n}": _sqrt(sma(r2, n) * n) for n in windows}
+
+
+@streaming(realised_vol)
+class _RealisedVolStream(GroupStream):
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        r2 = _log_returns(h["close"]) ** 2
+        self.sma = {n: _Sma(r2, n) for n in self.p["windows"]}
+
+    def step(self, b) -> dict[str, float]:
+        r2 = (np.array([b.r1]) ** 2)[0]
+        return {f"rv_{n}": _sqrt(np.array([s.update(r2) * n]))[0] for n, s in self.sma.items()}
 
 
 @register(warmup=lambda vol_window, windows: vol_window + max_of(windows) - 1,
@@ -135,18 +254,67 @@ def vol_of_vol(bars: pd.DataFrame, vol_window: int = 20,
     return out
 
 
+@streaming(vol_of_vol)
+class _VolOfVolStream(GroupStream):
+    """SMA of r^2 for the per-bar vol; VAR and SMA handles on that vol per window."""
+
+    @classmethod
+    def converge(cls, vol_window, windows) -> int:
+        return vol_window + max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        r2 = _log_returns(h["close"]) ** 2
+        self.vol = _Sma(r2, self.p["vol_window"])
+        vol = _sqrt(sma(r2, self.p["vol_window"]))
+        self.ta = {n: (_SampleVar(vol, n), _Sma(vol, n)) for n in self.p["windows"]}
+
+    def step(self, b) -> dict[str, float]:
+        r2 = (np.array([b.r1]) ** 2)[0]
+        vol = _sqrt(np.array([self.vol.update(r2)]))[0]
+        out = {}
+        for n, (var, mean) in self.ta.items():
+            if vol != vol:  # the per-bar vol's own warm-up (leading NaNs are not history)
+                std = mean_ = np.nan
+            else:
+                std, mean_ = _sqrt(np.array([var.update(vol)]))[0], mean.update(vol)
+            cv = np.nan if std != std or mean_ != mean_ else (
+                std / mean_ if mean_ >= _TINY_VOL else 0.0)
+            out[f"volvol_{self.p['vol_window']}_{n}"] = cv
+        return out
+
+
 @register(warmup=lambda period, short, long: max(period, short, long), category="volatility")
 def range_atr(bars: pd.DataFrame, period: int = 14, short: int = 5, long: int = 50) -> Columns:
     """Bar range in ATR units and the short/long ATR ratio (a volatility-regime gauge)."""
     _, h, lo, c = _ohlc(bars)
-
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(den == 0, 1.0, num / den)
-        out[np.isnan(num) | np.isnan(den)] = np.nan
-        return out
-
     atr = talib.ATR(h, lo, c, timeperiod=period)
     atr_s, atr_l = talib.ATR(h, lo, c, timeperiod=short), talib.ATR(h, lo, c, timeperiod=long)
-    return {f"range_atr_{period}": ratio(h - lo, atr),
-            f"atr_ratio_{short}_{long}": ratio(atr_s, atr_l)}
+    return {f"range_atr_{period}": _ratio(h - lo, atr),
+            f"atr_ratio_{short}_{long}": _ratio(atr_s, atr_l)}
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, 1 where ``den == 0``, NaN where either is NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den == 0, 1.0, num / den)
+    out[np.isnan(num) | np.isnan(den)] = np.nan
+    return out
+
+
+@streaming(range_atr)
+class _RangeAtrStream(GroupStream):
+    @classmethod
+    def converge(cls, period, short, long) -> int:
+        return wilder(max(period, short, long))
+
+    def warm(self, h) -> None:
+        args = (h["high"], h["low"], h["close"])
+        self.atr = {n: TA("ATR", *args, timeperiod=n) for n in
+                    (self.p["period"], self.p["short"], self.p["long"])}
+
+    def step(self, b) -> dict[str, float]:
+        p = self.p
+        atr = {n: np.array([ta.update(b.high, b.low, b.close)]) for n, ta in self.atr.items()}
+        hl = np.array([b.high - b.low])
+        return {f"range_atr_{p['period']}": _ratio(hl, atr[p["period"]])[0],
+                f"atr_ratio_{p['short']}_{p['long']}": _ratio(atr[p["short"]], atr[p["long"]])[0]}

@@ -38,13 +38,15 @@ from numba import njit
 
 from factory.features.catalog._common import max_of
 from factory.features.catalog.temporal import SESSION_GAP_MINUTES, session_starts
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import TA, GroupStream, PandasRolling, wilder
+from factory.features.streaming_kernels import kahan_cumsum_step
 
 RATIO_FLOOR = 1e-3
 
 
-def _col(bars: pd.DataFrame, key: str) -> np.ndarray:
-    return bars[key].to_numpy(np.float64)
+def _col(bars, key: str) -> np.ndarray:
+    return np.asarray(bars[key], np.float64)
 
 
 def _rolling_sum(values: np.ndarray, w: int) -> np.ndarray:
@@ -69,6 +71,38 @@ def obv(bars: pd.DataFrame, windows: Sequence[int] = (10, 20, 60)) -> Columns:
     vol_from_1[:1] = np.nan
     return {f"obv_{w}": _safe_ratio(_rolling_sum(signed, w), _rolling_sum(vol_from_1, w), 0.0)
             for w in windows}
+
+
+def _one(x: float) -> np.ndarray:
+    return np.array([x], np.float64)
+
+
+@streaming(obv)
+class _ObvStream(GroupStream):
+    """pandas' rolling sums of the signed volume and of the volume (from bar 1)."""
+
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows) + 1
+
+    def warm(self, h) -> None:
+        close, volume = h["close"], h["volume"]
+        signed = np.full_like(volume, np.nan)
+        signed[1:] = np.sign(np.diff(close)) * volume[1:]
+        vol_from_1 = volume.copy()
+        vol_from_1[:1] = np.nan
+        self.sums = {w: (PandasRolling("sum", w), PandasRolling("sum", w))
+                     for w in self.p["windows"]}
+        for num, den in self.sums.values():
+            num.warm(signed)
+            den.warm(vol_from_1)
+
+    def step(self, b) -> dict[str, float]:
+        first = b.n == 0
+        signed = np.nan if first else np.sign(b.close - b.prev("close")) * b.volume
+        vol = np.nan if first else b.volume
+        return {f"obv_{w}": _safe_ratio(_one(num.push(signed)), _one(den.push(vol)), 0.0)[0]
+                for w, (num, den) in self.sums.items()}
 
 
 @njit(cache=True, nogil=True)
@@ -104,8 +138,31 @@ def volume_percentile(bars: pd.DataFrame, windows: Sequence[int] = (20, 100)) ->
     return {f"vpct_{w}": trailing_percentile(volume, w) for w in windows}
 
 
-def _typical_price(bars: pd.DataFrame) -> np.ndarray:
+@streaming(volume_percentile)
+class _VolumePercentileStream(GroupStream):
+    """:func:`trailing_percentile` on the window of the last ``w`` volumes."""
+
+    @classmethod
+    def lookback(cls, windows) -> int:
+        return max_of(windows)
+
+    def step(self, b) -> dict[str, float]:
+        out = {}
+        for w in self.p["windows"]:
+            window = b.last("volume", w)
+            value = trailing_percentile(window, w)[-1] if len(window) == w or w < 2 else np.nan
+            out[f"vpct_{w}"] = value
+        return out
+
+
+def _typical_price(bars) -> np.ndarray:
+    """``(high + low + close) / 3`` (``bars``: a frame or a mapping of arrays)."""
     return (_col(bars, "high") + _col(bars, "low") + _col(bars, "close")) / 3.0
+
+
+def _bar(b) -> dict[str, np.ndarray]:
+    """A streamed bar's OHLCV as one-value arrays (for the batch helpers)."""
+    return {k: b.last(k, 1) for k in ("open", "high", "low", "close", "volume")}
 
 
 def _vwap_distance(close: np.ndarray, pv: np.ndarray, vol: np.ndarray) -> np.ndarray:
@@ -126,6 +183,33 @@ def session_vwap(bars: pd.DataFrame,
     return {"vwap_sess_dist": _vwap_distance(_col(bars, "close"), pv, cum_v)}
 
 
+@streaming(session_vwap)
+class _SessionVwapStream(GroupStream):
+    """pandas' per-session Kahan cumulative sums, reset at each session start."""
+
+    @classmethod
+    def converge(cls, session_gap_minutes) -> None:
+        return None  # anchored at the session's first bar
+
+    def warm(self, h) -> None:
+        starts = h.starts(self.p["session_gap_minutes"])
+        first = int(np.flatnonzero(starts)[-1]) if len(h) else 0
+        self.pv, self.v = np.zeros(2), np.zeros(2)
+        pv = _typical_price(h) * h["volume"]
+        for i in range(first, len(h)):  # the current session only
+            kahan_cumsum_step(pv[i], self.pv)
+            kahan_cumsum_step(h["volume"][i], self.v)
+
+    def step(self, b) -> dict[str, float]:
+        start, _ = b.session(self.p["session_gap_minutes"])
+        if start:
+            self.pv[:], self.v[:] = 0.0, 0.0
+        bar = _bar(b)
+        pv = kahan_cumsum_step((_typical_price(bar) * bar["volume"])[0], self.pv)
+        cum_v = kahan_cumsum_step(b.volume, self.v)
+        return {"vwap_sess_dist": _vwap_distance(bar["close"], _one(pv), _one(cum_v))[0]}
+
+
 @register(warmup=lambda windows: max_of(windows) - 1, category="volume")
 def rolling_vwap(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Columns:
     """Relative distance of the close to the VWAP of the trailing window."""
@@ -133,6 +217,28 @@ def rolling_vwap(bars: pd.DataFrame, windows: Sequence[int] = (20, 60)) -> Colum
     pv = _typical_price(bars) * volume
     return {f"vwap_dist_{w}": _vwap_distance(close, _rolling_sum(pv, w), _rolling_sum(volume, w))
             for w in windows}
+
+
+@streaming(rolling_vwap)
+class _RollingVwapStream(GroupStream):
+    @classmethod
+    def converge(cls, windows) -> int:
+        return max_of(windows)
+
+    def warm(self, h) -> None:
+        pv = _typical_price(h) * h["volume"]
+        self.sums = {w: (PandasRolling("sum", w), PandasRolling("sum", w))
+                     for w in self.p["windows"]}
+        for num, den in self.sums.values():
+            num.warm(pv)
+            den.warm(h["volume"])
+
+    def step(self, b) -> dict[str, float]:
+        bar = _bar(b)
+        pv = (_typical_price(bar) * bar["volume"])[0]
+        return {f"vwap_dist_{w}": _vwap_distance(bar["close"], _one(num.push(pv)),
+                                                 _one(den.push(b.volume)))[0]
+                for w, (num, den) in self.sums.items()}
 
 
 @register(warmup=lambda periods: max_of(periods), category="volume")
@@ -151,6 +257,36 @@ def mfi(bars: pd.DataFrame, periods: Sequence[int] = (14, 50)) -> Columns:
     return out
 
 
+@streaming(mfi)
+class _MfiStream(GroupStream):
+    """MFI handles and pandas' rolling sum of the volume that moved the typical price."""
+
+    @classmethod
+    def converge(cls, periods) -> int:
+        return max(wilder(p) for p in periods)
+
+    def warm(self, h) -> None:
+        tp = _typical_price(h)
+        moved = np.full_like(h["volume"], np.nan)
+        moved[1:] = (tp[1:] != tp[:-1]) * h["volume"][1:]
+        args = (h["high"], h["low"], h["close"], h["volume"])
+        self.tp = tp[-1] if len(h) else np.nan
+        self.ta = {p: (TA("MFI", *args, timeperiod=p), PandasRolling("sum", p))
+                   for p in self.p["periods"]}
+        for _, flow in self.ta.values():
+            flow.warm(moved)
+
+    def step(self, b) -> dict[str, float]:
+        tp = _typical_price(_bar(b))
+        moved = np.nan if b.n == 0 else ((tp != _one(self.tp)) * b.last("volume", 1))[0]
+        self.tp = tp[0]
+        out = {}
+        for p, (ta, flow) in self.ta.items():
+            value = ta.update(b.high, b.low, b.close, b.volume) / 100.0 - 0.5
+            out[f"mfi_{p}"] = 0.0 if flow.push(moved) == 0 else value
+        return out
+
+
 @register(warmup=lambda pairs: max_of([long for _, long in pairs]) - 1, category="volume")
 def volume_ratio(bars: pd.DataFrame,
                  pairs: Sequence[Sequence[int]] = ((1, 20), (5, 50), (10, 100))) -> Columns:
@@ -163,3 +299,26 @@ def volume_ratio(bars: pd.DataFrame,
         ratio = np.maximum(_safe_ratio(s, m, 1.0), RATIO_FLOOR)
         out[f"vratio_{short}_{long}"] = np.log(ratio)
     return out
+
+
+@streaming(volume_ratio)
+class _VolumeRatioStream(GroupStream):
+    @classmethod
+    def converge(cls, pairs) -> int:
+        return max_of([long for _, long in pairs])
+
+    def warm(self, h) -> None:
+        self.pairs = {}
+        for short, long in self.p["pairs"]:  # batch: one accumulator per pair member
+            self.pairs[(short, long)] = (PandasRolling("mean", short),
+                                         PandasRolling("mean", long))
+            for roll in self.pairs[(short, long)]:
+                roll.warm(h["volume"])
+
+    def step(self, b) -> dict[str, float]:
+        out = {}
+        for (short, long), (roll_s, roll_l) in self.pairs.items():
+            s, m = _one(roll_s.push(b.volume)), _one(roll_l.push(b.volume))
+            ratio = np.maximum(_safe_ratio(s, m, 1.0), RATIO_FLOOR)
+            out[f"vratio_{short}_{long}"] = np.log(ratio)[0]
+        return out

@@ -39,7 +39,8 @@ from factory.features.catalog.temporal import (
     mask_session_gaps,
     session_starts,
 )
-from factory.features.registry import Columns, register
+from factory.features.registry import Columns, register, streaming
+from factory.features.streaming import GroupStream, Ring
 
 _INV_SQRT2 = 1.0 / np.sqrt(2.0)
 
@@ -117,7 +118,35 @@ def haar_energy(bars: pd.DataFrame, windows: Sequence[int] = (16, 64),
     r = mask_session_gaps(r, session_starts(bars.index, session_gap_minutes))
     out = {}
     for w in windows:
-        shares = haar_energy_shares(r, int(w))
-        names = [f"haar{w}_d{j}" for j in range(1, shares.shape[0])] + [f"haar{w}_a"]
-        out.update({name: shares[k] for k, name in enumerate(names)})
+        out.update(_haar_columns(r, int(w)))
     return out
+
+
+def _haar_columns(r: np.ndarray, w: int) -> Columns:
+    shares = haar_energy_shares(r, w)
+    names = [f"haar{w}_d{j}" for j in range(1, shares.shape[0])] + [f"haar{w}_a"]
+    return {name: shares[k] for k, name in enumerate(names)}
+
+
+@streaming(haar_energy)
+class _HaarStream(GroupStream):
+    """The batch transform on exactly the last ``W`` masked returns."""
+
+    @classmethod
+    def converge(cls, windows, session_gap_minutes) -> int:
+        return max(windows, default=0) + 1
+
+    def warm(self, h) -> None:
+        gap = self.p["session_gap_minutes"]
+        r = mask_session_gaps(h["r1"], h.starts(gap)) if len(h) else np.zeros(0)
+        self.r = Ring(max(self.p["windows"], default=1), r)
+
+    def step(self, b) -> dict[str, float]:
+        self.r.push(b.masked_r(self.p["session_gap_minutes"]))
+        out = {}
+        for w in self.p["windows"]:
+            window = self.r.last(w)
+            if len(window) < w:
+                window = np.concatenate([np.full(w - len(window), np.nan), window])
+            out.update({k: v[-1] for k, v in _haar_columns(window, int(w)).items()})
+        return out
