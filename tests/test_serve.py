@@ -203,8 +203,9 @@ def _concurrently(client, world, symbols: list[str], n: int) -> list[dict]:
     predict): the server must let one bar at a time into it."""
     frames = {s: next_bars(world, client, s, n) for s in symbols}
     out: dict[str, list] = {s: [] for s in symbols}
-    predictor = client.service.deployment.bundle.predictor
-    inside, peak, predict = [0], [0], predictor.predict
+    # the shared model itself (the streamer's fast path calls it without the predictor)
+    predictor = client.service.deployment.bundle.predictor.model
+    inside, peak, predict = [0], [0], predictor.predict_output
 
     def watched(*args, **kwargs):  # how many threads are in the predictor at once
         inside[0] += 1
@@ -222,14 +223,14 @@ def _concurrently(client, world, symbols: list[str], n: int) -> list[dict]:
                 out[sym].append(r.json()["predictions"][0] if r.status_code == 200 else r.text)
 
     threads = [threading.Thread(target=replay, args=(s,)) for s in symbols]
-    predictor.predict = watched
+    predictor.predict_output = watched
     try:
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     finally:
-        del predictor.predict
+        del predictor.predict_output
     answers = [a for s in symbols for a in out[s]]
     assert all(isinstance(a, dict) for a in answers), answers
     assert peak[0] == 1  # never two bars in the shared predictor at once

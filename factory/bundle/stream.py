@@ -86,6 +86,25 @@ def as_bar_frame(bar, symbol: str) -> pd.DataFrame:
                         index=pd.DatetimeIndex([ts], name="timestamp"))
 
 
+def as_bars_frame(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """A frame of past bars (UTC open-time index, OHLCV) checked as :func:`as_bar` checks one
+    bar, vectorised: warm-up histories of any length."""
+    missing = [k for k in OHLCV if k not in bars]
+    if missing:
+        raise FactoryError(f"bars for {symbol}: missing column(s) {missing}; need open, high, "
+                           f"low, close, volume")
+    values = bars[list(OHLCV)].to_numpy(np.float64)
+    o, h, lo, c, v = values.T
+    bad = ~np.isfinite(values).all(axis=1) | (v < 0) | (np.minimum(o, c) < lo) | (
+        np.maximum(o, c) > h) | (lo <= 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        got = dict(zip(OHLCV, values[i].tolist(), strict=True))
+        raise FactoryError(f"bars for {symbol} at {bars.index[i]}: need finite values, low <= "
+                           f"open, close <= high, prices > 0 and volume >= 0; got {got}")
+    return bars[list(OHLCV)].astype(np.float64)
+
+
 class IncrementalFeatureStream:
     """The bundle's feature row of each new bar from per-group state (module docstring)."""
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from factory.bundle.stream import as_bar_frame
+from factory.bundle.stream import as_bars_frame
 from factory.dataset import PROBA_COLUMNS
 from factory.errors import FactoryError
 from factory.serving.feeds import Deployment, SymbolFeed, bar_frame
@@ -170,10 +170,10 @@ class Service:
         streamer = dep.streamers[symbol]
         pred = dep.update(symbol, frame)
         self.feeds[symbol].push(frame.index.asi8[0], frame.to_numpy()[0].tolist())
-        if streamer.timings:  # the streamer's (features, model) seconds; kept bounded here
-            features, model = streamer.timings.pop()
+        if streamer.timings:  # (features, adapter, model, cpu) seconds; kept bounded here
+            features, adapter, model, _cpu = streamer.timings.pop()
             self.metrics.stage.labels("features").observe(features)
-            self.metrics.stage.labels("model").observe(model)
+            self.metrics.stage.labels("model").observe(adapter + model)
         return self._answer(dep, symbol, streamer, pred)
 
     def _answer(self, dep: Deployment, symbol: str, streamer, pred: dict) -> dict:
@@ -197,7 +197,7 @@ class Service:
         if self.sink is not None:
             bundle = dep.bundle
             up, dn = dep.widths(symbol, streamer.bars)
-            row = streamer.rows[""][-1]  # the model's input features at this bar
+            row = streamer.rows[""].last(1)[0]  # the model's input features at this bar
             self.sink.record(timestamp=streamer.bars.index[-1], symbol=symbol, proba=proba,
                              side=side, qty=0.0, width_up=up, width_dn=dn,
                              horizon=int(bundle.labeling["horizon"]),
@@ -226,7 +226,7 @@ class Service:
         if symbol not in self.feeds:
             raise FactoryError(f"symbol {symbol!r} is not served by {self.deployment.name} "
                                f"(it serves {self.deployment.symbols})")
-        frame = as_bar_frame(bars.iloc[-self.history_bars:], symbol)
+        frame = as_bars_frame(bars.iloc[-self.history_bars:], symbol)
         return self._install({symbol: frame}, {symbol: "timestamp"}, True)[symbol]
 
     def _install(self, frames: dict[str, pd.DataFrame], fields: dict[str, str], reset: bool,

@@ -106,7 +106,7 @@ def stream(bundle: Bundle, barset: BarSet, start=None, end=None, progress: bool 
 
 def latest_inputs(streamer: Streamer) -> np.ndarray:
     """The feature row the streamer's last prediction read (its newest kept row)."""
-    return np.asarray(streamer.rows[""][-1], np.float32)
+    return np.asarray(streamer.rows[""].last(1)[0], np.float32)
 
 
 def batch(bundle: Bundle, barset: BarSet, start=None, end=None) -> Replayed:
