@@ -393,12 +393,11 @@ def test_regime_group_bad_params():
         trend_regime(bars, window=2)
 
 
-def test_trend_regime_is_prefix_invariant_across_chunks():
-    from factory.features.catalog.regime import _CHUNK
-
+def test_trend_regime_is_prefix_invariant_on_long_series():
+    n = 16_384  # long enough that a blocked or running-sum kernel would show its seams
     rng = np.random.default_rng(6)
-    close = 3000.0 * np.exp(np.cumsum(rng.standard_normal(_CHUNK + 500) * 0.001))
+    close = 3000.0 * np.exp(np.cumsum(rng.standard_normal(n + 500) * 0.001))
     full = _stack(trend_regime(_frame(close, freq="1min"), window=40))
-    for t in (_CHUNK - 1, _CHUNK + 38, _CHUNK + 39, _CHUNK + 400):
+    for t in (n - 1, n + 38, n + 39, n + 400):
         cut = _stack(trend_regime(_frame(close[: t + 1], freq="1min"), window=40))
         np.testing.assert_array_equal(cut, full[: t + 1])

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from factory.data.synthetic import SyntheticSource
-from factory.features.registry import catalog, register
-from factory.features.streaming import GroupSet, WindowStream
+from factory.features.registry import catalog
+from factory.features.streaming import GroupSet
 
 N_STREAM = 160  # bars fed one at a time after the warm-up
 

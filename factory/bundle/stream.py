@@ -86,6 +86,11 @@ def as_bar_frame(bar, symbol: str) -> pd.DataFrame:
                         index=pd.DatetimeIndex([ts], name="timestamp"))
 
 
+def _newest(values):
+    """The last value of an optional per-row output (None stays None)."""
+    return None if values is None else np.asarray(values)[-1]
+
+
 def as_bars_frame(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
     """A frame of past bars (UTC open-time index, OHLCV) checked as :func:`as_bar` checks one
     bar, vectorised: warm-up histories of any length."""
@@ -279,9 +284,8 @@ class Streamer:
         t1 = time.perf_counter()
         out = predict_output(predictor.model, x)
         t2 = time.perf_counter()
-        pick = (lambda a: None if a is None else np.asarray(a)[-1])
-        return (self._result(ts, out.proba[-1], pick(out.expected_return),
-                             pick(out.confidence)), t1 - t0, t2 - t1)
+        return (self._result(ts, out.proba[-1], _newest(out.expected_return),
+                             _newest(out.confidence)), t1 - t0, t2 - t1)
 
     def _dataset(self, name: str, predictor, bars: pd.DataFrame):
         """A small dataset: the newest feature rows the predictor reads (a sequence window,

@@ -122,7 +122,7 @@ class HMMStream:
         r1 = np.full(len(logc), np.nan)
         r1[1:] = logc[1:] - logc[:-1]
         self.vols = {n: PandasRolling("std", n) for kind, n in self.parsed if kind != "ret"}
-        for n, roll in self.vols.items():
+        for roll in self.vols.values():
             roll.warm(r1)
         self.logc = Ring(max(n for _, n in self.parsed) + 1, logc)
         self.enter, self.R, self.d = np.zeros(self.k), np.eye(self.k), np.ones(self.k)

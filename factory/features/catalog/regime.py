@@ -21,7 +21,6 @@ from factory.features.streaming import GroupStream, PandasRolling, Ring
 from factory.features.streaming_kernels import count_valid, rank_average
 
 
-
 # --------------------------------------------------------------------------------------
 # volatility and trend regimes (plain feature groups)
 # --------------------------------------------------------------------------------------
