@@ -52,3 +52,31 @@ def test_group_streams_bit_for_bit(bars, name):
     for start in (len(ohlcv) - N_STREAM, 5):  # a long warm-up, and one shorter than the lookback
         got = stream_columns({name: {}}, ohlcv.iloc[:start], ohlcv.iloc[start:start + N_STREAM])
         assert_bitwise(got, want, slice(start, start + N_STREAM), f"{name}@{start}")
+
+
+def test_default_feature_set_streams_bit_for_bit(tmp_path):
+    """The models' default set (boosting_optimal: the 15m/30m/1h ladder, the HMM filter one
+    step per bar, fracdiff) through the live feature stream equals the batch frame bit for
+    bit, including the bars where a higher-timeframe rung completes."""
+    from factory.bundle.features import FeatureState
+    from factory.bundle.stream import OHLCV, IncrementalFeatureStream
+    from factory.config import build
+    from factory.phase1 import load_or_build
+    from tests.conftest import compose_config
+
+    cfg = compose_config(tmp_path, "features=boosting_optimal")
+    ds, _, _ = load_or_build(cfg)
+    state = FeatureState.of_dataset(ds, cfg.features)
+    assert state.fitted["MES"] and any(c.endswith("_1h") for c in state.columns)
+    bars = build(cfg.data).load().bars["MES"][list(OHLCV)]
+    want = state.frame("MES", bars).to_numpy(np.float32)
+    start = len(bars) - 150  # 150 bars: more than one completed 1h rung and session change
+    stream = IncrementalFeatureStream(state, "MES")
+    stream.warm_up(bars.iloc[:start])
+    got = np.array([stream.push(ts, dict(zip(OHLCV, row, strict=True)))
+                    for ts, row in zip(bars.index[start:], bars.to_numpy(np.float64)[start:],
+                                       strict=True)])
+    ref = want[start:]
+    same = (got == ref) | (np.isnan(got) & np.isnan(ref))
+    assert np.isfinite(ref).all(axis=1).mean() > 0.9  # past the warm-up: real values compared
+    assert same.all(), [state.columns[j] for j in np.flatnonzero(~same.all(axis=0))][:5]
