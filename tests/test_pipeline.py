@@ -134,7 +134,11 @@ def test_meta_labeling_end_to_end_trades_the_primary_side(make_cfg, tmp_path):
 def test_every_torch_and_zero_shot_model_runs_end_to_end(make_cfg, tmp_path, model):
     """Every sequence / multires / zero-shot model through the real pipeline (1 epoch;
     zero-shot models on tiny random checkpoints of the real classes)."""
-    extra = ["trainer.max_epochs=1", "trainer.progress=false"]
+    # one epoch on one thread (OpenMP spin-waits slow tiny fits down), short windows and the
+    # YAML's own test size: what is tested is the wiring, not the network's capacity
+    sizes = yaml_test_sizes(CONF / "model" / f"{model}.yaml")
+    extra = ["trainer.max_epochs=1", "trainer.progress=false", "trainer.num_threads=1",
+             "adapter.seq_len=16", *(f"{k}={v}" for k, v in sizes.items())]
     if _trained_by(model) == "zero_shot":
         from tests.test_foundation import tiny_chronos_bolt, tiny_timesfm
 
