@@ -64,13 +64,16 @@ def _replay(bundle: Bundle, bars: pd.DataFrame, n: int, feature_stream=None):
     streamer = Streamer(bundle, "MES", feature_stream=feature_stream)
     streamer.warm_up(bars.iloc[:HISTORY])
     feed = bars.iloc[HISTORY:HISTORY + n]
-    preds = [streamer.update({"timestamp": ts, **row._asdict()})
-             for ts, row in zip(feed.index, feed.itertuples(index=False), strict=True)]
+    preds, rows = [], []
+    for ts, row in zip(feed.index, feed.itertuples(index=False), strict=True):
+        preds.append(streamer.update({"timestamp": ts, **row._asdict()}))
+        if len(rows) < REFERENCE_BARS:  # outside the timed update: the rows checked
+            rows.append(streamer.rows[""].last(1)[0].copy())
     assert all(p["ready"] for p in preds), [p for p in preds if not p["ready"]][:2]
     t = 1000.0 * np.asarray(streamer.timings, np.float64)
     ms = {"total": t[:, :3].sum(axis=1), "features": t[:, 0], "adapter": t[:, 1],
           "model": t[:, 2], "cpu": t[:, 3]}
-    return preds, streamer.rows[""].last(n).copy(), ms
+    return preds, np.array(rows), ms
 
 
 def _outputs(preds: list[dict]) -> np.ndarray:
