@@ -196,9 +196,9 @@ class Service:
         self.metrics.predictions.labels(symbol, predicted).inc()
         if self.sink is not None:
             bundle = dep.bundle
-            up, dn = dep.widths(symbol, streamer.bars)
+            up, dn = dep.widths(symbol, streamer.bars)  # the kept bars, built once
             row = streamer.rows[""].last(1)[0]  # the model's input features at this bar
-            self.sink.record(timestamp=streamer.bars.index[-1], symbol=symbol, proba=proba,
+            self.sink.record(timestamp=pd.Timestamp(pred["timestamp"]), symbol=symbol, proba=proba,
                              side=side, qty=0.0, width_up=up, width_dn=dn,
                              horizon=int(bundle.labeling["horizon"]),
                              features=dict(zip(bundle.features.columns, row, strict=True)),
