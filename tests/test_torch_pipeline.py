@@ -20,7 +20,10 @@ from factory.training.torch_trainer import TorchTrainer
 FAST = ["trainer.max_epochs=2", "trainer.progress=false", "trainer.num_threads=1"]
 
 
-@pytest.mark.parametrize("name,adapter", [("lstm", "sequence"), ("resnet1d", "multires")])
+# the multi-resolution path end to end is slow (~10 s); its bundle parity and the end-to-end
+# run of every torch model are in the slow group too
+@pytest.mark.parametrize("name,adapter", [
+    ("lstm", "sequence"), pytest.param("resnet1d", "multires", marks=pytest.mark.slow)])
 def test_torch_run_writes_standard_outputs_and_reloads_exactly(make_cfg, name, adapter):
     cfg = make_cfg(f"model={name}", *FAST, "adapter.seq_len=16")  # size is not the point
     assert cfg.adapter._target_.split(".")[-2] == adapter  # chosen by the model's YAML
