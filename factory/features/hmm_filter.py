@@ -165,11 +165,69 @@ def _first_row(log_b, startprob, transmat) -> tuple[np.ndarray, np.ndarray | Non
 
 
 @njit(cache=True, nogil=True)
+def _nan_max(x):  # pragma: no cover (compiled)
+    """np.max of a short vector, NaN if any element is NaN."""
+    mx = x[0]
+    for i in range(1, x.shape[0]):
+        if np.isnan(x[i]) or x[i] > mx or np.isnan(mx):
+            mx = x[i] if not np.isnan(mx) else mx
+    return mx
+
+
+@njit(cache=True, nogil=True)
+def block_step(R, d, A, emission, T, rs):  # pragma: no cover (compiled)
+    """One step of a block's running product ``diag(d) R``: ``T = R @ A * emission`` (per
+    column), its rows renormalised into ``R``, their sums folded into ``d``, and ``d``
+    rescaled to a maximum of 1. ``T`` and ``rs`` are scratch. Shared by the batch filter and
+    the live stream (factory/features/streaming_fitted.py), so both do the same arithmetic."""
+    K = A.shape[0]
+    for i in range(K):
+        for col in range(K):
+            v = R[i, 0] * A[0, col]
+            for k in range(1, K):
+                v = v + R[i, k] * A[k, col]
+            T[i, col] = v * emission[col]
+    for i in range(K):
+        acc = T[i, 0]
+        for col in range(1, K):
+            acc = acc + T[i, col]
+        rs[i] = acc
+    for i in range(K):
+        for col in range(K):
+            R[i, col] = T[i, col] / rs[i]
+        d[i] = d[i] * rs[i]
+    mx = _nan_max(d)
+    for i in range(K):
+        d[i] = d[i] / mx
+
+
+@njit(cache=True, nogil=True)
+def emit_row(alpha, d, R, w, res):  # pragma: no cover (compiled)
+    """``res = normalise(alpha @ diag(d) @ R)``: the filtered probabilities after the block's
+    steps so far, from the ``alpha`` entering the block. ``w`` is scratch."""
+    K = R.shape[0]
+    for i in range(K):
+        w[i] = alpha[i] * d[i]
+    mx = _nan_max(w)
+    for i in range(K):
+        w[i] = w[i] / mx
+    for col in range(K):
+        acc = w[0] * R[0, col]
+        for i in range(1, K):
+            acc = acc + w[i] * R[i, col]
+        res[col] = acc
+    total = res[0]
+    for col in range(1, K):
+        total = total + res[col]
+    for col in range(K):
+        res[col] = res[col] / total
+
+
+@njit(cache=True, nogil=True)
 def _filter_rows(scaled, A, out, block):  # pragma: no cover (compiled)
     """Rows 1.. of ``out`` (row 0 given), as :func:`forward_filter_numpy`'s two passes,
     operation for operation: pass 0 multiplies each block's steps to carry alpha across
-    blocks, pass 1 emits every row from its block's entering alpha. One function (no
-    helpers) to keep the first compile short."""
+    blocks, pass 1 emits every row from its block's entering alpha."""
     m, K = scaled.shape
     n_blocks = (m + block - 1) // block
     R, T = np.empty((K, K)), np.empty((K, K))
@@ -191,50 +249,12 @@ def _filter_rows(scaled, A, out, block):  # pragma: no cover (compiled)
             d[:] = 1.0
             for j in range(steps):
                 t = b * block + j
-                # one step of the block product: T = R @ A * emission_t, rows renormalised
-                for i in range(K):
-                    for col in range(K):
-                        v = R[i, 0] * A[0, col]
-                        for k in range(1, K):
-                            v = v + R[i, k] * A[k, col]
-                        T[i, col] = v * (scaled[t, col] if t < m else 1.0)
-                for i in range(K):
-                    acc = T[i, 0]
-                    for col in range(1, K):
-                        acc = acc + T[i, col]
-                    rs[i] = acc
-                for i in range(K):
-                    for col in range(K):
-                        R[i, col] = T[i, col] / rs[i]
-                    d[i] = d[i] * rs[i]
-                mx = d[0]  # np.max: NaN if any
-                for i in range(1, K):
-                    if np.isnan(d[i]) or d[i] > mx or np.isnan(mx):
-                        mx = d[i] if not np.isnan(mx) else mx
-                for i in range(K):
-                    d[i] = d[i] / mx
+                block_step(R, d, A, scaled[t], T, rs)
                 if p == 0 and j < steps - 1:
                     continue
-                # normalise(alpha @ diag(d) @ R): alpha entering the block (pass 1) or the
-                # carried one (pass 0, after the block's last step)
-                for i in range(K):
-                    w[i] = (enter[b, i] if p == 1 else alpha[i]) * d[i]
-                mx = w[0]
-                for i in range(1, K):
-                    if np.isnan(w[i]) or w[i] > mx or np.isnan(mx):
-                        mx = w[i] if not np.isnan(mx) else mx
-                for i in range(K):
-                    w[i] = w[i] / mx
-                for col in range(K):
-                    acc = w[0] * R[0, col]
-                    for i in range(1, K):
-                        acc = acc + w[i] * R[i, col]
-                    res[col] = acc
-                total = res[0]
-                for col in range(1, K):
-                    total = total + res[col]
-                for col in range(K):
-                    res[col] = res[col] / total
+                # alpha entering the block (pass 1) or the carried one (pass 0, after the
+                # block's last step)
+                emit_row(enter[b] if p == 1 else alpha, d, R, w, res)
                 if p == 0:
                     alpha[:] = res
                 else:

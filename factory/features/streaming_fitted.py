@@ -16,69 +16,33 @@ import numpy as np
 from numba import njit
 
 from factory.features.catalog.fracdiff import fracdiff_series, fracdiff_weights
-from factory.features.hmm_filter import FILTER_BLOCK, _first_row, gaussian_log_likelihood
+from factory.features.hmm_filter import (
+    FILTER_BLOCK,
+    _first_row,
+    block_step,
+    emit_row,
+    gaussian_log_likelihood,
+)
 from factory.features.regimes import PROB_FLOOR, VOL_FLOOR, HMMRegimes
 from factory.features.streaming import TOL, Ring
 from factory.features.streaming_kernels import PandasRolling
 
 
 @njit(cache=True)
-def _nan_max(x):  # pragma: no cover (compiled)
-    mx = x[0]  # as the batch kernel: NaN if any
-    for i in range(1, x.shape[0]):
-        if np.isnan(x[i]) or x[i] > mx or np.isnan(mx):
-            mx = x[i] if not np.isnan(mx) else mx
-    return mx
-
-
-@njit(cache=True)
 def _filter_step(scaled, A, enter, R, d, j, block, out):  # pragma: no cover (compiled)
     """One row of :func:`factory.features.hmm_filter._filter_rows`' emitting pass: step
     ``j`` of the current block (R, d: the block's running product; ``enter``: the alpha
-    entering it). Writes the row to ``out``; at the block's last step the row becomes the
-    next block's entering alpha. Returns the next step index."""
+    entering it), with the batch kernel's own helpers. Writes the row to ``out``; at the
+    block's last step the row becomes the next block's entering alpha. Returns the next
+    step index."""
     K = A.shape[0]
     if j == 0:
         R[:] = 0.0
         for i in range(K):
             R[i, i] = 1.0
         d[:] = 1.0
-    T = np.empty((K, K))
-    rs = np.empty(K)
-    for i in range(K):
-        for col in range(K):
-            v = R[i, 0] * A[0, col]
-            for k in range(1, K):
-                v = v + R[i, k] * A[k, col]
-            T[i, col] = v * scaled[col]
-    for i in range(K):
-        acc = T[i, 0]
-        for col in range(1, K):
-            acc = acc + T[i, col]
-        rs[i] = acc
-    for i in range(K):
-        for col in range(K):
-            R[i, col] = T[i, col] / rs[i]
-        d[i] = d[i] * rs[i]
-    mx = _nan_max(d)
-    for i in range(K):
-        d[i] = d[i] / mx
-    w = np.empty(K)
-    for i in range(K):
-        w[i] = enter[i] * d[i]
-    mx = _nan_max(w)
-    for i in range(K):
-        w[i] = w[i] / mx
-    for col in range(K):
-        acc = w[0] * R[0, col]
-        for i in range(1, K):
-            acc = acc + w[i] * R[i, col]
-        out[col] = acc
-    total = out[0]
-    for col in range(1, K):
-        total = total + out[col]
-    for col in range(K):
-        out[col] = out[col] / total
+    block_step(R, d, A, scaled, np.empty((K, K)), np.empty(K))
+    emit_row(enter, d, R, np.empty(K), out)
     if j == block - 1:
         enter[:] = out
         return 0
