@@ -125,6 +125,29 @@ def test_streaming_equals_batch_over_the_test_period(trained, name):
     assert matched >= n_bars and diff <= tolerance(name), (name, matched, diff)
 
 
+def test_streamer_keeps_the_newest_bars_and_rows(trained):
+    """The kept bars (what barrier widths and bar-reading predictors see) are exactly the
+    newest ``keep`` bars fed, across the tape's shifts; the feature rows likewise."""
+    from factory.bundle.stream import OHLCV, Streamer
+
+    cfg, out = trained("xgboost")
+    bundle = Bundle.load(out / "bundle")
+    bars = build(cfg.data).load().bars["MES"][list(OHLCV)]
+    first, keep = bundle.warmup() + 1, 16
+    live = Streamer(bundle, "MES", keep=keep)
+    live.warm_up(bars.iloc[:first])
+    rows = []
+    for k, (ts, row) in enumerate(zip(bars.index[first:first + 40],
+                                      bars.to_numpy()[first:first + 40], strict=True)):
+        live.update({"timestamp": ts, **dict(zip(OHLCV, row, strict=True))})
+        rows.append(live.rows[""].last(1)[0].copy())
+        if k in (0, keep - 1, keep, 2 * keep + 3):  # before, at and after the shifts
+            end = first + k + 1
+            pd.testing.assert_frame_equal(live.bars, bars.iloc[end - keep:end],
+                                          check_freq=False)
+    np.testing.assert_array_equal(live.rows[""].last(keep), np.array(rows[-keep:]))
+
+
 def test_refusals_name_the_file_and_the_fix(trained, tmp_path):
     cfg, out = trained("xgboost")
     bundle_dir = tmp_path / "bundle"

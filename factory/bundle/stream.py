@@ -30,7 +30,6 @@ adapter and model, and the process CPU seconds of the whole update.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
@@ -157,11 +156,12 @@ class WindowFeatureStream:
 
 
 class RowTape:
-    """The last ``keep`` feature rows (float32) in a double-capacity buffer."""
+    """The last ``keep`` rows (feature rows: float32; bars: float64; stamps: int64) in a
+    double-capacity buffer: a push is one row copy, a shift every ``keep`` pushes."""
 
-    def __init__(self, keep: int, rows: np.ndarray) -> None:
+    def __init__(self, keep: int, rows: np.ndarray, dtype=np.float32) -> None:
         self.keep = keep
-        self.buf = np.empty((2 * keep, rows.shape[1]), np.float32)
+        self.buf = np.empty((2 * keep, rows.shape[1]), dtype)
         tail = rows[-keep:]
         self.buf[: len(tail)] = tail
         self.n = len(tail)
@@ -197,7 +197,9 @@ class Streamer:
         make = feature_stream or IncrementalFeatureStream
         self.streams = {name: make(state, symbol) for name, state in states.items()}
         self.rows: dict[str, RowTape] = {}
-        self._bars: deque = deque(maxlen=self.keep)
+        self._ohlcv = RowTape(self.keep, np.empty((0, len(OHLCV))), np.float64)
+        self._stamps = RowTape(self.keep, np.empty((0, 1), np.int64), np.int64)  # UTC ns
+        self._utc = True
         self.seen = 0
         self.last_ts: pd.Timestamp | None = None
         self.timings: list[tuple[float, float, float, float]] = []
@@ -216,8 +218,10 @@ class Streamer:
     @property
     def bars(self) -> pd.DataFrame:
         """The kept bars (the newest ``keep``) as an OHLCV frame."""
-        index = pd.DatetimeIndex([ts for ts, _ in self._bars], name="timestamp")
-        return pd.DataFrame([v for _, v in self._bars], index=index, columns=list(OHLCV))
+        stamps = self._stamps.last(self.keep)[:, 0]
+        index = pd.DatetimeIndex(pd.to_datetime(stamps, utc=self._utc), name="timestamp")
+        return pd.DataFrame(self._ohlcv.last(self.keep).copy(), index=index,
+                            columns=list(OHLCV))
 
     def warm_up(self, history: pd.DataFrame) -> None:
         """Feed the past bars (checked, in time order) before live updates start."""
@@ -229,8 +233,9 @@ class Streamer:
             frame = stream.warm_up(history)
             self.rows[name] = RowTape(self.keep, frame.to_numpy(np.float32))
         tail = history.iloc[-self.keep:]
-        self._bars = deque(zip(tail.index, tail.to_numpy(np.float64).tolist(), strict=True),
-                           maxlen=self.keep)
+        self._ohlcv = RowTape(self.keep, tail.to_numpy(np.float64), np.float64)
+        self._stamps = RowTape(self.keep, tail.index.asi8[:, None], np.int64)  # UTC ns
+        self._utc = tail.index.tz is not None
         self.seen = len(history)
         self.last_ts = history.index[-1] if len(history) else None
 
@@ -247,7 +252,8 @@ class Streamer:
             return self._not_ready(ts)
         for name, stream in self.streams.items():
             self.rows[name].push(stream.push(ts, values))
-        self._bars.append((ts, [values[k] for k in OHLCV]))
+        self._ohlcv.push([values[k] for k in OHLCV])
+        self._stamps.push(ts.value)
         self.seen += 1
         self.last_ts = ts
         t1 = time.perf_counter()
