@@ -35,34 +35,35 @@ GROW_COLUMNS = 16  # columns added per growth step (the slack is at most this ma
 RESERVE_COLUMNS = 1024  # address space reserved up front, in columns (see _reserved_columns)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _store(dst, i, value, finite):  # pragma: no cover (compiled)
+    """dst[i] = float32(value); clear ``finite[i]`` where not finite; 1 if NaN, else 0."""
+    x = np.float32(value)
+    dst[i] = x
+    if np.isfinite(x):
+        return 0
+    finite[i] = False
+    return 1 if np.isnan(x) else 0
+
+
 @njit(cache=True, nogil=True)
 def _put(dst, src, finite):  # pragma: no cover (compiled)
-    """dst[i] = float32(src[i]); clear ``finite`` where not finite; return the NaN count."""
+    """dst[i] = float32(src[i]) with :func:`_store`; return the NaN count."""
     nan = 0
     for i in range(src.shape[0]):
-        x = np.float32(src[i])
-        dst[i] = x
-        if not np.isfinite(x):
-            finite[i] = False
-            if np.isnan(x):
-                nan += 1
+        nan += _store(dst, i, src[i], finite)
     return nan
 
 
 @njit(cache=True, nogil=True)
 def _put_gather(dst, src, pos, first, finite):  # pragma: no cover (compiled)
     """dst[:first] = NaN, dst[i] = float32(src[pos[i]]) after; like :func:`_put`."""
-    nan = first
     for i in range(first):
         dst[i] = np.nan
         finite[i] = False
+    nan = first
     for i in range(first, dst.shape[0]):
-        x = np.float32(src[pos[i]])
-        dst[i] = x
-        if not np.isfinite(x):
-            finite[i] = False
-            if np.isnan(x):
-                nan += 1
+        nan += _store(dst, i, src[pos[i]], finite)
     return nan
 
 
